@@ -1,0 +1,55 @@
+"""The verification hash, exactly as the Alpine receiver recomputes it.
+
+Alpine parses the body, applies its defaults, and hashes
+``json.dumps(fields, sort_keys=True, default=str)`` of nine fields. Any
+difference in a float's repr, a default or the timestamp string makes Alpine
+answer 400, so this is the one place the formula lives.
+"""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+DEFAULT_STRATEGY = "weighted_consensus_v6"
+
+
+def canonical_timestamp(value: datetime) -> str:
+    """Return the one string form a stored timestamp is hashed and sent as.
+
+    UTC, ISO-8601 with a ``+00:00`` offset; microseconds only when non-zero
+    (Python's isoformat), which is what the Alpine vectors use.
+    """
+    if value.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware")
+    return value.astimezone(UTC).isoformat()
+
+
+def _optional_float(value):
+    return None if value is None else float(value)
+
+
+def canonical_fields(*, signal_id, symbol, action, entry_price, target_price, stop_price,
+                     confidence, strategy, timestamp) -> dict:
+    """Return the nine fields Alpine hashes, with its coercions and defaults applied."""
+    if isinstance(timestamp, datetime):
+        timestamp = canonical_timestamp(timestamp)
+    return {
+        "signal_id": signal_id,
+        "symbol": symbol,
+        "action": action.upper(),
+        "entry_price": float(entry_price),
+        "target_price": _optional_float(target_price),
+        "stop_price": _optional_float(stop_price),
+        "confidence": float(confidence),
+        "strategy": strategy or DEFAULT_STRATEGY,
+        "timestamp": timestamp,
+    }
+
+
+def canonical_json(**fields) -> str:
+    return json.dumps(canonical_fields(**fields), sort_keys=True, default=str)
+
+
+def compute_hash(**fields) -> str:
+    """Return the sha256 Alpine expects for these signal fields (see canonical_fields)."""
+    return hashlib.sha256(canonical_json(**fields).encode("utf-8")).hexdigest()
