@@ -1,0 +1,223 @@
+"""Time the Signal admin's change list at a large and a small table, on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/admin.py [--rows N] [--small N] [--db sqlite|postgres|both] [--explain]
+
+For each database and size, a fresh scratch database is made (SQLite files
+under var/bench/, PostgreSQL databases created and dropped on the server at
+--pg-url), filled by the demo generator, and each page is fetched through the
+full Django stack as a logged-in superuser. The table shows the median time
+per page and the ratio large/small; the goal is a ratio of at most 1.5 (a
+page's cost does not grow with the table). The project's own databases are
+never touched.
+
+Each (database, size) pair runs in its own process, so Django is configured
+once per scratch database.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "var" / "bench"
+GOAL_RATIO = 1.5
+SEED = 20_240_601
+
+# (name, query string): the required three first, then the other filters and searches.
+PAGES = (
+    ("plain", {}),
+    ("filter outcome=win", {"outcome": "win"}),
+    ("search symbol", {"q": "NVDA"}),
+    ("search signal_id", {"q": "<signal_id>"}),
+    ("filter open", {"outcome": "open"}),
+    ("filter confidence 90+", {"confidence": "90"}),
+    ("filter stored 7 days", {"created": "7d"}),
+    ("filter crypto", {"asset_type": "crypto"}),
+    ("filter + search", {"action": "SELL", "q": "BTC-USD"}),
+)
+REQUIRED = PAGES[:3]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="Signals in the large table (default 1,000,000).")
+    parser.add_argument("--small", type=int, default=1_000, help="Signals in the small table (default 1,000).")
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--days", type=int, default=90, help="Spread the signals over the last D days.")
+    parser.add_argument("--repeat", type=int, default=15, help="Timed requests per page (median reported).")
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+                        help="A PostgreSQL server (any database on it) where scratch databases may be created.")
+    parser.add_argument("--explain", action="store_true", help="Print the plan of every query each page runs.")
+    parser.add_argument("--all-pages", action="store_true", help="Time every filter and search, not only the required three.")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # a DATABASE_URL: run one measurement
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    if args.small >= args.rows:
+        parser.error("--small must be smaller than --rows")
+
+    vendors = ("sqlite", "postgres") if args.db == "both" else (args.db,)
+    results = {}
+    for vendor in vendors:
+        for count in (args.small, args.rows):
+            results[vendor, count] = run_one(vendor, count, args)
+    print_table(results, vendors, args)
+    return 0
+
+
+def run_one(vendor, count, args):
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    if vendor == "sqlite":
+        path = BENCH_DIR / f"admin-{count}.sqlite3"
+        _remove_sqlite(path)
+        url = f"sqlite:///{path}"
+    else:
+        name = f"signalhub_bench_admin_{count}"
+        _pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+        url = urlunsplit(urlsplit(args.pg_url)._replace(path=f"/{name}"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SIGNALHUB_DATA_DIR": str(BENCH_DIR),
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "SIGNALHUB_LOG_LEVEL": "warning",
+    }
+    command = [sys.executable, __file__, "--worker", url, "--count", str(count), "--days", str(args.days),
+               "--repeat", str(args.repeat)]
+    command += ["--explain"] * args.explain + ["--all-pages"] * args.all_pages
+    print(f"== {vendor}, {count:,} signals", file=sys.stderr, flush=True)
+    try:
+        done = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    finally:
+        if vendor == "sqlite":
+            _remove_sqlite(path)
+        else:
+            _pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _remove_sqlite(path):
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _pg_admin(url, *statements):
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement)
+
+
+def print_table(results, vendors, args):
+    pages = [name for name, _params in (PAGES if args.all_pages else REQUIRED)]
+    print()
+    print(f"Signal admin change list, median ms per page over {args.repeat} requests (goal: ratio <= {GOAL_RATIO})")
+    header = f"{'database':<10} {'page':<24} {args.small:>12,} {args.rows:>12,} {'ratio':>7}  "
+    print(header)
+    print("-" * len(header))
+    worst = 0.0
+    for vendor in vendors:
+        small, large = results[vendor, args.small], results[vendor, args.rows]
+        for page in pages:
+            ratio = large["pages"][page] / small["pages"][page]
+            worst = max(worst, ratio)
+            mark = "ok" if ratio <= GOAL_RATIO else "OVER"
+            print(f"{vendor:<10} {page:<24} {small['pages'][page]:>12.1f} {large['pages'][page]:>12.1f} {ratio:>7.2f}  {mark}")
+        print(f"{vendor:<10} {'(generating the table)':<24} {small['generate_s']:>11.1f}s {large['generate_s']:>11.1f}s")
+    print(f"\nWorst ratio: {worst:.2f} ({'meets' if worst <= GOAL_RATIO else 'misses'} the goal of {GOAL_RATIO})")
+
+
+# The worker: one scratch database, one size -----------------------------------------
+
+def worker(args):
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signalhub.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext, override_settings
+
+    from signals.demo import generate_demo_signals
+    from signals.models import Signal
+
+    # Plain HTTP and no collected static manifest here, as in the test suite.
+    overrides = override_settings(
+        SECURE_SSL_REDIRECT=False,
+        STORAGES={**settings.STORAGES, "staticfiles": {
+            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}},
+    )
+    overrides.enable()
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    generate_demo_signals(args.count, days=args.days, seed=SEED, progress=True)
+    generate_s = time.perf_counter() - started
+    if connection.vendor == "postgresql":
+        # What autovacuum does soon after a bulk load: planner statistics, the
+        # visibility map, and the reltuples estimate the unfiltered list shows.
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE signals_signal")
+
+    user = get_user_model().objects.create_superuser("bench", password=secrets.token_urlsafe(16))
+    client = Client()
+    client.force_login(user)
+    middle = Signal.objects.order_by("pk").values_list("signal_id", flat=True)[args.count // 2]
+    timings = {}
+    for name, params in (PAGES if args.all_pages else REQUIRED):
+        params = {key: (middle if value == "<signal_id>" else value) for key, value in params.items()}
+        for _ in range(3):  # warm the caches and the connection
+            _get(client, params)
+        if args.explain:
+            with CaptureQueriesContext(connection) as queries:
+                _get(client, params)
+            _print_plans(connection, name, args.count, queries)
+        samples = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            _get(client, params)
+            samples.append((time.perf_counter() - started) * 1000)
+        timings[name] = statistics.median(samples)
+        print(f"   {name:<24} {timings[name]:8.1f} ms", file=sys.stderr, flush=True)
+    print(json.dumps({"vendor": connection.vendor, "count": args.count, "generate_s": generate_s, "pages": timings}))
+    return 0
+
+
+def _get(client, params):
+    response = client.get("/admin/signals/signal/", params)
+    if response.status_code != 200:
+        raise SystemExit(f"GET {params} answered {response.status_code}")
+    return response
+
+
+def _print_plans(connection, page, count, queries):
+    print(f"\n-- plans: {connection.vendor}, {count:,} signals, page '{page}'", file=sys.stderr)
+    prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "
+    for query in queries.captured_queries:
+        sql = query["sql"]
+        if "signals_signal" not in sql or not sql.lstrip().upper().startswith("SELECT"):
+            continue
+        print(f"{sql[:300]}{' ...' if len(sql) > 300 else ''}", file=sys.stderr)
+        with connection.cursor() as cursor:
+            cursor.execute(prefix + sql)
+            for row in cursor.fetchall():
+                print("    " + " | ".join(str(value) for value in row), file=sys.stderr)
+    print(file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
