@@ -34,7 +34,14 @@ from signals.validation import SYMBOL_RE
 SEARCH_ID_LIMIT = 1_000
 
 
-class _QueryOnlyChangeList(ChangeList):
+class SignalChangeList(ChangeList):
+    def get_ordering_field(self, field_name):
+        # No column is sortable; without this, a hand-written ?o=6 would still
+        # sort the whole table by confidence.
+        return None
+
+
+class _QueryOnlyChangeList(SignalChangeList):
     """A change list that builds the filtered queryset and stops: no count, no page."""
 
     def get_results(self, request):
@@ -70,10 +77,13 @@ class SignalAdmin(admin.ModelAdmin):
             "generated_by", "metadata",
         )}),
         ("Lifecycle", {"fields": (
-            "outcome_display", "exit_price", "exit_timestamp", "pnl_display", "order_id", "executor_id",
+            "outcome_display", "exit_price", "exit_timestamp", "profit_loss_pct", "order_id", "executor_id",
         )}),
         ("Stored", {"fields": ("created_at", "id")}),
     )
+
+    def get_changelist(self, request, **kwargs):
+        return SignalChangeList
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.concrete_fields] + [
@@ -104,9 +114,9 @@ class SignalAdmin(admin.ModelAdmin):
     def hash_status(self, obj):
         expected = obj.expected_hash()
         if obj.sha256 == expected:
-            return format_html('<span style="color: green">&#10004; matches the signal\'s fields</span>')
+            return format_html('<span style="color: green">{}</span>', "\u2714 matches the signal's fields")
         return format_html(
-            '<span style="color: #ba2121">&#10008; does not match: the fields give {}</span>', expected)
+            '<span style="color: #ba2121">\u2718 does not match: the fields give {}</span>', expected)
 
     # Search: whole values on indexed columns --------------------------------------
 
