@@ -15,6 +15,8 @@ Rows are the generator's record, so nothing is editable here: no add, no
 change, no delete (rows leave the ledger only by archiving).
 """
 
+from datetime import UTC
+
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -26,6 +28,7 @@ from django.utils.html import format_html
 
 from signals import export
 from signals.admin_filters import ActionFilter, AssetTypeFilter, ConfidenceBandFilter, CreatedFilter, OutcomeFilter
+from signals.hashing import canonical_timestamp
 from signals.models import MAX_LENGTHS, Signal
 from signals.paging import BoundedCountPaginator
 from signals.validation import SYMBOL_RE
@@ -51,10 +54,10 @@ class _QueryOnlyChangeList(SignalChangeList):
 @admin.register(Signal)
 class SignalAdmin(admin.ModelAdmin):
     list_display = (
-        "created_at", "symbol", "action", "entry_price", "target_price", "stop_price",
+        "time_display", "symbol", "action", "entry_price", "target_price", "stop_price",
         "confidence", "outcome_display", "pnl_display", "strategy", "signal_id",
     )
-    list_display_links = ("created_at",)
+    list_display_links = ("time_display",)
     list_filter = (ActionFilter, OutcomeFilter, AssetTypeFilter, ConfidenceBandFilter, CreatedFilter)
     # Only used to show the search box and its help: get_search_results does the work.
     search_fields = ("=signal_id", "=order_id", "=symbol")
@@ -69,7 +72,7 @@ class SignalAdmin(admin.ModelAdmin):
     fieldsets = (
         ("Signal", {"fields": (
             "signal_id", "symbol", "action", "entry_price", "target_price", "stop_price",
-            "confidence", "strategy", "asset_type", "data_source", "timestamp",
+            "confidence", "strategy", "asset_type", "data_source", "timestamp_utc",
         )}),
         ("Verification", {"fields": ("sha256", "hash_status", "legacy_sha256")}),
         ("Context from the generator", {"fields": (
@@ -77,9 +80,9 @@ class SignalAdmin(admin.ModelAdmin):
             "generated_by", "metadata",
         )}),
         ("Lifecycle", {"fields": (
-            "outcome_display", "exit_price", "exit_timestamp", "profit_loss_pct", "order_id", "executor_id",
+            "outcome_display", "exit_price", "exit_timestamp_utc", "profit_loss_pct", "order_id", "executor_id",
         )}),
-        ("Stored", {"fields": ("created_at", "id")}),
+        ("Stored", {"fields": ("created_at_utc", "id")}),
     )
 
     def get_changelist(self, request, **kwargs):
@@ -87,7 +90,7 @@ class SignalAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.concrete_fields] + [
-            "hash_status", "outcome_display", "pnl_display"]
+            "hash_status", "outcome_display", "pnl_display", "timestamp_utc", "exit_timestamp_utc", "created_at_utc"]
 
     # Permissions: a read-only ledger ---------------------------------------------
 
@@ -101,6 +104,23 @@ class SignalAdmin(admin.ModelAdmin):
         return False
 
     # Columns ----------------------------------------------------------------------
+
+    @admin.display(description="time (UTC)")
+    def time_display(self, obj):
+        return obj.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    # Full precision, in the one form the hash uses (the default format stops at minutes).
+    @admin.display(description="timestamp (UTC)")
+    def timestamp_utc(self, obj):
+        return canonical_timestamp(obj.timestamp)
+
+    @admin.display(description="exit timestamp (UTC)")
+    def exit_timestamp_utc(self, obj):
+        return canonical_timestamp(obj.exit_timestamp) if obj.exit_timestamp else None
+
+    @admin.display(description="created at (UTC)")
+    def created_at_utc(self, obj):
+        return canonical_timestamp(obj.created_at)
 
     @admin.display(description="outcome")
     def outcome_display(self, obj):

@@ -79,11 +79,12 @@ def test_list_shows_trader_columns_newest_first(staff_client, desk):
 
     assert _listed(response) == [desk[name].signal_id for name in ("new_buy", "sell_crypto", "won", "lost", "old")]
     headers = [header["text"] for header in response.context["result_headers"]]
-    for column in ("created at", "symbol", "action", "entry price", "target price", "stop price",
+    for column in ("time (UTC)", "symbol", "action", "entry price", "target price", "stop price",
                    "confidence", "outcome", "P&L %", "strategy"):
         assert column in headers
     html = response.content.decode()
     assert "+12.00" in html  # the won position's P&L
+    assert "2026-06-15 11:00:00" in html  # the newest one's time
     assert ">open<" in html
 
 
@@ -267,10 +268,11 @@ def test_detail_page_shows_every_field_hash_status_and_lifecycle(staff_client, d
 
     assert response.status_code == 200
     shown = {field for fieldset in response.context["adminform"] for line in fieldset for field in line}
-    shown_names = {field.field["name"].removesuffix("_display") for field in shown}
+    shown_names = {field.field["name"].removesuffix("_display").removesuffix("_utc") for field in shown}
     assert {f.name for f in Signal._meta.concrete_fields} <= shown_names
     html = response.content.decode()
-    for value in (won.signal_id, won.sha256, "ORD-777", "executor-1", "112.0", "win", "12.0", "momentum"):
+    for value in (won.signal_id, won.sha256, "ORD-777", "executor-1", "112.0", "win", "12.0", "momentum",
+                  "2025-11-18T14:30:00+00:00", "2026-06-05T12:00:00+00:00", "2026-06-06T12:00:00+00:00"):
         assert value in html
     assert "matches the signal" in html
 
