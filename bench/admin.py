@@ -123,7 +123,7 @@ def print_table(results, vendors, args):
     pages = [name for name, _params in (PAGES if args.all_pages else REQUIRED)]
     print()
     print(f"Signal admin change list, median ms per page over {args.repeat} requests (goal: ratio <= {GOAL_RATIO})")
-    header = f"{'database':<10} {'page':<24} {args.small:>12,} {args.rows:>12,} {'ratio':>7}  "
+    header = f"{'database':<10} {'page':<24} {args.small:>12,} {args.rows:>12,} {'ratio':>7}  {'rows shown':>12}"
     print(header)
     print("-" * len(header))
     worst = 0.0
@@ -131,11 +131,15 @@ def print_table(results, vendors, args):
         small, large = results[vendor, args.small], results[vendor, args.rows]
         for page in pages:
             ratio = large["pages"][page] / small["pages"][page]
-            worst = max(worst, ratio)
+            if page in dict(REQUIRED):
+                worst = max(worst, ratio)
             mark = "ok" if ratio <= GOAL_RATIO else "OVER"
-            print(f"{vendor:<10} {page:<24} {small['pages'][page]:>12.1f} {large['pages'][page]:>12.1f} {ratio:>7.2f}  {mark}")
+            rows = f"{small['shown'][page]}/{large['shown'][page]}"
+            print(f"{vendor:<10} {page:<24} {small['pages'][page]:>12.1f} {large['pages'][page]:>12.1f} {ratio:>7.2f}  "
+                  f"{rows:>12}  {mark}")
         print(f"{vendor:<10} {'(generating the table)':<24} {small['generate_s']:>11.1f}s {large['generate_s']:>11.1f}s")
-    print(f"\nWorst ratio: {worst:.2f} ({'meets' if worst <= GOAL_RATIO else 'misses'} the goal of {GOAL_RATIO})")
+    print("(rows shown: rows on the page, small/large; a page with fewer rows renders faster)")
+    print(f"\nWorst ratio of the required pages (plain, one filter, exact search): {worst:.2f} ({'meets' if worst <= GOAL_RATIO else 'misses'} the goal of {GOAL_RATIO})")
 
 
 # The worker: one scratch database, one size -----------------------------------------
@@ -177,7 +181,7 @@ def worker(args):
     client = Client()
     client.force_login(user)
     middle = Signal.objects.order_by("pk").values_list("signal_id", flat=True)[args.count // 2]
-    timings = {}
+    timings, shown = {}, {}
     for name, params in (PAGES if args.all_pages else REQUIRED):
         params = {key: (middle if value == "<signal_id>" else value) for key, value in params.items()}
         for _ in range(3):  # warm the caches and the connection
@@ -186,6 +190,8 @@ def worker(args):
             with CaptureQueriesContext(connection) as queries:
                 _get(client, params)
             _print_plans(connection, name, args.count, queries)
+        # One cell of this class per listed signal.
+        shown[name] = _get(client, params).content.decode().count('class="field-time_display"')
         samples = []
         for _ in range(args.repeat):
             started = time.perf_counter()
@@ -193,7 +199,8 @@ def worker(args):
             samples.append((time.perf_counter() - started) * 1000)
         timings[name] = statistics.median(samples)
         print(f"   {name:<24} {timings[name]:8.1f} ms", file=sys.stderr, flush=True)
-    print(json.dumps({"vendor": connection.vendor, "count": args.count, "generate_s": generate_s, "pages": timings}))
+    print(json.dumps({"vendor": connection.vendor, "count": args.count, "generate_s": generate_s, "pages": timings,
+                      "shown": shown}))
     return 0
 
 
