@@ -259,6 +259,39 @@ def test_small_filtered_list_is_counted_exactly(staff_client, desk):
     assert "4 signals" in response.content.decode()
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite plans do not depend on table statistics")
+@pytest.mark.parametrize("params", [{}, {"outcome": "win"}, {"created": "7d"}, {"q": "AAPL"}, {"q": "ORD-777"}])
+def test_sqlite_serves_every_page_query_from_an_index_without_sorting(staff_client, desk, monkeypatch, params):
+    # A low limit so the unfiltered list takes the estimate path, as a large table does.
+    monkeypatch.setattr(paging.BoundedCountPaginator, "count_limit", 3)
+    with CaptureQueriesContext(connection) as queries:
+        staff_client.get(LIST_URL, params)
+
+    plans = []
+    with connection.cursor() as cursor:
+        for query in queries.captured_queries:
+            if "signals_signal" in query["sql"] and query["sql"].startswith("SELECT"):
+                cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
+                plans.append(" / ".join(row[3] for row in cursor.fetchall()))
+    assert plans
+    for plan in plans:
+        assert "TEMP B-TREE" not in plan, plan
+        assert "SCAN signals_signal /" not in plan + " /", plan  # a scan, if any, is of an index
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite estimate")
+def test_sqlite_estimate_seeks_both_ends_of_the_table_instead_of_scanning(desk):
+    with CaptureQueriesContext(connection) as queries:
+        estimate = paging.estimated_row_count(Signal, "default")
+
+    assert estimate == len(desk)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + queries.captured_queries[-1]["sql"])
+        plan = [row[3] for row in cursor.fetchall()]
+    assert plan.count("SEARCH signals_signal") == 2
+    assert not any(step.startswith("SCAN signals_signal") for step in plan), plan
+
+
 # Detail page and read-only ledger -------------------------------------------------------------
 
 def test_detail_page_shows_every_field_hash_status_and_lifecycle(staff_client, desk):
