@@ -6,9 +6,10 @@ to 99 and a target and stop around the entry. A signal whose holding period
 has ended is closed by ``signals.lifecycle.close_outcome``, the same rule the
 ledger uses, so outcomes and P&L agree with the model.
 
-Rows go in with one ``executemany`` per chunk rather than ``bulk_create``:
-Django caps a SQLite INSERT at 999 parameters (about 35 signals a statement),
-which makes a million rows take several times longer. Values still pass
+Rows go in with one ``executemany`` (SQLite) or ``COPY`` (PostgreSQL) per
+chunk rather than ``bulk_create``: Django caps a SQLite INSERT at 999
+parameters (about 35 signals a statement), which makes a million rows take
+several times longer. Values still pass
 through each field's ``get_db_prep_save``, so they are stored exactly as the
 ORM would store them, and the table's check constraints vet every row.
 """
@@ -197,6 +198,13 @@ def generate_demo_signals(count, *, days=30, seed=None, now=None, chunk_size=CHU
 
 def _insert(connection, sql, rows):
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql":
+            # COPY is several times faster than executemany for a million rows.
+            copy_sql = sql.replace("INSERT INTO", "COPY", 1).split(" VALUES ")[0] + " FROM STDIN"
+            with cursor.cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(sql, rows)
     return len(rows)
 
