@@ -132,11 +132,10 @@ class SignalAdmin(admin.ModelAdmin):
 
     @admin.display(description="hash verification")
     def hash_status(self, obj):
-        expected = obj.expected_hash()
-        if obj.sha256 == expected:
+        if obj.hash_matches():
             return format_html('<span style="color: green">{}</span>', "\u2714 matches the signal's fields")
         return format_html(
-            '<span style="color: #ba2121">\u2718 does not match: the fields give {}</span>', expected)
+            '<span style="color: #ba2121">\u2718 does not match: the fields give {}</span>', obj.expected_hash())
 
     # Search: whole values on indexed columns --------------------------------------
 

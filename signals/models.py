@@ -149,6 +149,10 @@ class Signal(models.Model):
             # tie-break) LIMIT 100, read in index order with no sort; also the
             # "stored today / 7 / 30 days / older" filters, as ranges on it.
             models.Index(models.F("created_at").desc(), models.F("id").desc(), name="idx_created_id"),
+            # The admin's outcome filter (open, win, loss, expired) in list order: the
+            # newest signals are mostly open, so walking idx_created_id for "win"
+            # would read past all of them first.
+            models.Index("outcome", models.F("created_at").desc(), models.F("id").desc(), name="idx_outcome_created"),
             # Admin search by exact symbol, in list order (created_at DESC, id DESC).
             models.Index("symbol", models.F("created_at").desc(), models.F("id").desc(), name="idx_symbol_created"),
             # Admin search by exact order id; most rows have none.
