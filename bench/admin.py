@@ -10,8 +10,9 @@ per page and the ratio large/small; the goal is a ratio of at most 1.5 (a
 page's cost does not grow with the table). The project's own databases are
 never touched.
 
-Each (database, size) pair runs in its own process, so Django is configured
-once per scratch database.
+Each (database, size) pair runs in its own worker process, so Django is
+configured once per scratch database. The two sizes' workers take turns, one
+request each, so that other work on the machine weighs on both alike.
 """
 
 import argparse
@@ -51,7 +52,7 @@ def main():
     parser.add_argument("--small", type=int, default=1_000, help="Signals in the small table (default 1,000).")
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--days", type=int, default=90, help="Spread the signals over the last D days.")
-    parser.add_argument("--repeat", type=int, default=15, help="Timed requests per page (median reported).")
+    parser.add_argument("--repeat", type=int, default=25, help="Timed requests per page and size (median reported).")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
                         help="A PostgreSQL server (any database on it) where scratch databases may be created.")
     parser.add_argument("--explain", action="store_true", help="Print the plan of every query each page runs.")
@@ -67,22 +68,61 @@ def main():
     vendors = ("sqlite", "postgres") if args.db == "both" else (args.db,)
     results = {}
     for vendor in vendors:
-        for count in (args.small, args.rows):
-            results[vendor, count] = run_one(vendor, count, args)
+        results.update(run_vendor(vendor, args))
     print_table(results, vendors, args)
     return 0
 
 
-def run_one(vendor, count, args):
+def run_vendor(vendor, args):
+    """Load both sizes, then time their pages alternately; return {(vendor, count): result}.
+
+    Both workers stay alive and take turns, one request each, so load from
+    other work on the machine falls on both sizes alike instead of on
+    whichever happened to run later.
+    """
+    pages = [name for name, _params in (PAGES if args.all_pages else REQUIRED)]
+    workers, cleanups = {}, []
+    try:
+        for count in (args.small, args.rows):
+            url, cleanup = _scratch_database(vendor, count, args)
+            cleanups.append(cleanup)
+            print(f"== {vendor}, {count:,} signals", file=sys.stderr, flush=True)
+            workers[count] = _start_worker(url, count, args)
+        samples = {(count, page): [] for count in workers for page in pages}
+        for _ in range(args.repeat):
+            for page in pages:
+                for count, (process, _ready) in workers.items():
+                    process.stdin.write(page + "\n")
+                    process.stdin.flush()
+                    samples[count, page].append(float(process.stdout.readline()))
+        results = {}
+        for count, (process, ready) in workers.items():
+            pages_ms = {page: statistics.median(samples[count, page]) for page in pages}
+            results[vendor, count] = {**ready, "pages": pages_ms}
+        return results
+    finally:
+        for process, _ready in workers.values():
+            process.stdin.close()
+            process.wait(timeout=60)
+        for cleanup in cleanups:
+            cleanup()
+
+
+def _scratch_database(vendor, count, args):
+    """Create an empty scratch database; return its URL and a function that removes it."""
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     if vendor == "sqlite":
         path = BENCH_DIR / f"admin-{count}.sqlite3"
         _remove_sqlite(path)
-        url = f"sqlite:///{path}"
-    else:
-        name = f"signalhub_bench_admin_{count}"
-        _pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-        url = urlunsplit(urlsplit(args.pg_url)._replace(path=f"/{name}"))
+        return f"sqlite:///{path}", lambda: _remove_sqlite(path)
+    name = f"signalhub_bench_admin_{count}"
+    _pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(args.pg_url)._replace(path=f"/{name}"))
+    return url, lambda: _pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _start_worker(url, count, args):
+    """Start a worker on ``url``; return it once its table is loaded, with what it reported."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -92,18 +132,14 @@ def run_one(vendor, count, args):
         "DJANGO_ALLOWED_HOSTS": "testserver",
         "SIGNALHUB_LOG_LEVEL": "warning",
     }
-    command = [sys.executable, __file__, "--worker", url, "--count", str(count), "--days", str(args.days),
-               "--repeat", str(args.repeat)]
+    command = [sys.executable, __file__, "--worker", url, "--count", str(count), "--days", str(args.days)]
     command += ["--explain"] * args.explain + ["--all-pages"] * args.all_pages
-    print(f"== {vendor}, {count:,} signals", file=sys.stderr, flush=True)
-    try:
-        done = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
-    finally:
-        if vendor == "sqlite":
-            _remove_sqlite(path)
-        else:
-            _pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    if not line:
+        process.wait()
+        raise SystemExit(f"the worker for {url} failed (exit {process.returncode})")
+    return process, json.loads(line)
 
 
 def _remove_sqlite(path):
@@ -145,6 +181,8 @@ def print_table(results, vendors, args):
 # The worker: one scratch database, one size -----------------------------------------
 
 def worker(args):
+    # stdout carries the protocol; everything else (logging, warnings) goes to stderr.
+    protocol, sys.stdout = sys.stdout, sys.stderr
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signalhub.settings")
     import django
@@ -171,36 +209,43 @@ def worker(args):
     started = time.perf_counter()
     generate_demo_signals(args.count, days=args.days, seed=SEED, progress=True)
     generate_s = time.perf_counter() - started
-    if connection.vendor == "postgresql":
-        # What autovacuum does soon after a bulk load: planner statistics, the
-        # visibility map, and the reltuples estimate the unfiltered list shows.
-        with connection.cursor() as cursor:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # What autovacuum does soon after a bulk load: planner statistics, the
+            # visibility map, and the reltuples estimate the unfiltered list shows.
             cursor.execute("VACUUM ANALYZE signals_signal")
+            # Write the load out now, so a checkpoint does not compete with the timed pages.
+            cursor.execute("CHECKPOINT")
+        else:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     user = get_user_model().objects.create_superuser("bench", password=secrets.token_urlsafe(16))
     client = Client()
     client.force_login(user)
     middle = Signal.objects.order_by("pk").values_list("signal_id", flat=True)[args.count // 2]
-    timings, shown = {}, {}
+    pages = []
     for name, params in (PAGES if args.all_pages else REQUIRED):
         params = {key: (middle if value == "<signal_id>" else value) for key, value in params.items()}
+        pages.append((name, params))
+    shown = {}
+    for name, params in pages:
         for _ in range(3):  # warm the caches and the connection
             _get(client, params)
+        # One cell of this class per listed signal.
+        shown[name] = _get(client, params).content.decode().count('class="field-time_display"')
         if args.explain:
             with CaptureQueriesContext(connection) as queries:
                 _get(client, params)
             _print_plans(connection, name, args.count, queries)
-        # One cell of this class per listed signal.
-        shown[name] = _get(client, params).content.decode().count('class="field-time_display"')
-        samples = []
-        for _ in range(args.repeat):
-            started = time.perf_counter()
-            _get(client, params)
-            samples.append((time.perf_counter() - started) * 1000)
-        timings[name] = statistics.median(samples)
-        print(f"   {name:<24} {timings[name]:8.1f} ms", file=sys.stderr, flush=True)
-    print(json.dumps({"vendor": connection.vendor, "count": args.count, "generate_s": generate_s, "pages": timings,
-                      "shown": shown}))
+    print(json.dumps({"vendor": connection.vendor, "count": args.count, "generate_s": generate_s, "shown": shown}),
+          file=protocol, flush=True)
+    # Then time one request per page name read from stdin, until stdin closes.
+    by_name = dict(pages)
+    for line in sys.stdin:
+        params = by_name[line.strip()]
+        started = time.perf_counter()
+        _get(client, params)
+        print(f"{(time.perf_counter() - started) * 1000:.3f}", file=protocol, flush=True)
     return 0
 
 
