@@ -145,8 +145,16 @@ class Signal(models.Model):
             models.Index("confidence", "outcome", name="idx_confidence_outcome"),
             # Best signals for a symbol (legacy report, kept by name for its users).
             models.Index("symbol", models.F("confidence").desc(), name="idx_symbol_confidence"),
-            # Admin search by exact symbol, newest first.
-            models.Index("symbol", models.F("created_at").desc(), name="idx_symbol_created"),
+            # The admin list: ORDER BY created_at DESC, id DESC (the admin adds the pk
+            # tie-break) LIMIT 100, read in index order with no sort; also the
+            # "stored today / 7 / 30 days / older" filters, as ranges on it.
+            models.Index(models.F("created_at").desc(), models.F("id").desc(), name="idx_created_id"),
+            # The admin's outcome filter (open, win, loss, expired) in list order: the
+            # newest signals are mostly open, so walking idx_created_id for "win"
+            # would read past all of them first.
+            models.Index("outcome", models.F("created_at").desc(), models.F("id").desc(), name="idx_outcome_created"),
+            # Admin search by exact symbol, in list order (created_at DESC, id DESC).
+            models.Index("symbol", models.F("created_at").desc(), models.F("id").desc(), name="idx_symbol_created"),
             # Admin search by exact order id; most rows have none.
             models.Index("order_id", name="idx_order_id", condition=Q(order_id__isnull=False)),
             # Daily expiry: open signals older than the cut-off, never the closed majority.
