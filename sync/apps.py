@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class SyncConfig(AppConfig):
+    name = "sync"
+    verbose_name = "Delivery to Alpine"
+    default_auto_field = "django.db.models.BigAutoField"
