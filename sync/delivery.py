@@ -138,7 +138,8 @@ def _send_all(rows, config, sender, *, deadline, stop):
 def _release_values(row):
     """Hand a claimed row back as it was, its attempt not counted."""
     return {"state": Delivery.State.RETRYING if row.attempt_count > 1 else Delivery.State.PENDING,
-            "attempt_count": max(0, row.attempt_count - 1), "lease_owner": "", "lease_until": None}
+            "attempt_count": max(0, row.attempt_count - 1), "lease_owner": "", "lease_until": None,
+            "next_attempt_at": timezone.now()}
 
 
 def _outcome_values(row, outcome, now):

@@ -42,6 +42,7 @@ class FaultConfig:
     retry_after: str = "1"  # seconds or an HTTP date
     outage_until: float = 0.0  # time.time() before which every request gets 503
     delay_all_seconds: float = 0.0  # every signal request waits this long first
+    schema_error_rate: float = 0.0  # share answered 422 as if Alpine's schema had changed
 
 
 class StubState:
@@ -220,6 +221,8 @@ class AlpineHandler(BaseHTTPRequestHandler):
         except ValueError:
             return self.reply(422, {"detail": [{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}]})
         parsed, errors = validate(body)
+        if not errors and state.roll(faults.schema_error_rate):
+            errors = [{"loc": ["body", "regime"], "msg": "Input should be a valid string", "type": "string_type"}]
         if errors:
             return self.reply(422, {"detail": errors})
         with state.lock:
