@@ -10,11 +10,14 @@ from datetime import timedelta
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from signals.models import Signal
 
 ALPINE = "alpine"
+UNDELIVERED_STATES = ("pending", "sending", "retrying")
+UNDELIVERED_SQL = '"sync_delivery"."state" IN (%s)' % ", ".join(f"'{state}'" for state in UNDELIVERED_STATES)
 
 
 class DeliveryQuerySet(models.QuerySet):
@@ -29,7 +32,11 @@ class DeliveryQuerySet(models.QuerySet):
         the partial index delivery_due_idx finds both kinds.
         """
         now = now or timezone.now()
-        return self.filter(state__in=Delivery.UNDELIVERED, next_attempt_at__lte=now).filter(
+        # The state list is written as literals, not bound parameters: SQLite
+        # only uses a partial index when it can see the query implies the
+        # index's WHERE clause, which a parameter hides.
+        undelivered = RawSQL(UNDELIVERED_SQL, [], output_field=models.BooleanField())
+        return self.filter(undelivered, next_attempt_at__lte=now).filter(
             Q(lease_until__isnull=True) | Q(lease_until__lte=now))
 
 
@@ -69,12 +76,14 @@ class Delivery(models.Model):
             # The worker's claim (DeliveryQuerySet.due): only undelivered rows, in
             # due order; the delivered majority never enters the index.
             models.Index("next_attempt_at", name="delivery_due_idx",
-                         condition=Q(state__in=["pending", "sending", "retrying"])),
-            # Admin filter and counts per state, and "retry dead since" (state, last attempt).
-            models.Index("state", "last_attempt_at", name="delivery_state_attempt_idx"),
+                         condition=Q(state__in=UNDELIVERED_STATES)),
+            # "Retry dead deliveries since ..." and the admin's dead list. Partial, and
+            # deliberately no plain index on state: SQLite's planner would prefer it
+            # to delivery_due_idx for the claim.
+            models.Index("last_attempt_at", name="delivery_dead_idx", condition=Q(state="dead")),
             # Monitoring: the oldest undelivered row (sync_summary) and the admin's age filter.
             models.Index("queued_at", name="delivery_undelivered_age_idx",
-                         condition=Q(state__in=["pending", "sending", "retrying"])),
+                         condition=Q(state__in=UNDELIVERED_STATES)),
         ]
         constraints = [
             # A lease has an owner and an end, or neither.
