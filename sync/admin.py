@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from sync import delivery
 from sync.models import Delivery, DeliveryAttempt, Destination
@@ -103,8 +103,7 @@ class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 ("entry / target / stop", f"{s.entry_price:g} / {s.target_price} / {s.stop_price}"),
                 ("confidence", f"{s.confidence:g}"), ("strategy", s.strategy), ("timestamp", s.timestamp),
                 ("hash", s.sha256), ("reasoning", s.reasoning or "(none)"), ("stored", s.created_at)]
-        cells = "".join(format_html("<tr><th>{}</th><td>{}</td></tr>", name, value) for name, value in rows)
-        return format_html("<table>{}</table>", format_html(cells))
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_staff
