@@ -339,6 +339,9 @@ def drain(*, max_seconds=None, stop=None, sleep=time.sleep, progress=None):
                 continue
             if total.skipped_reason.startswith("sync off"):
                 break
+            if total.skipped_reason.startswith("paused") and Destination.objects.alpine().last_status_code in (401, 403, 404):
+                # A wrong key or URL does not fix itself while we wait: stop and say so.
+                break
             wait = seconds_until_next_due()
             if wait is None:
                 break

@@ -121,3 +121,12 @@ def test_resync_signals_queues_delivered_rows_again_by_period_and_symbol(stub):
     assert len(old) == len(new) == 2
     with pytest.raises(CommandError, match="--since"):
         run("resync_signals", "--since", "yesterday")
+
+
+def test_drain_stops_at_once_on_a_refused_key(stub, monkeypatch):
+    monkeypatch.setenv("ARGO_API_KEY", "wrong-wrong-wrong-wrong")
+    queue(2)
+    with pytest.raises(CommandError, match="Invalid API key") as excinfo:
+        run("sync_signals", "--drain")
+    assert excinfo.value.returncode == 2
+    assert Delivery.objects.filter(state="pending", attempt_count=0).count() == 2
