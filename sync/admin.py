@@ -153,7 +153,7 @@ class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
                               messages.SUCCESS)
             return redirect("admin:sync_delivery_changelist")
         context = {**self.admin_site.each_context(request), "form": form, "title": "Retry dead deliveries since...",
-                   "opts": self.model._meta}
+                   "opts": self.model._meta, "limit": settings.SIGNALHUB_SYNC_REQUEUE_LIMIT}
         return TemplateResponse(request, "admin/sync/delivery/retry_dead.html", context)
 
     def changelist_view(self, request, extra_context=None):

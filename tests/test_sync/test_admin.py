@@ -125,3 +125,9 @@ def test_rows_are_read_only_and_destination_can_be_resumed(staff, stub):
     destination.pause(300, "too many failures")
     staff.post(reverse("admin:sync_destination_changelist"), {"action": "resume_now", "_selected_action": [destination.pk]})
     assert not Destination.objects.alpine().is_paused()
+
+
+def test_retry_dead_form_shows_its_bound(staff, settings):
+    settings.SIGNALHUB_SYNC_REQUEUE_LIMIT = 1234
+    page = staff.get(reverse("admin:sync_delivery_retry_dead")).content.decode()
+    assert "at most 1234 at a time" in page and 'name="since"' in page
