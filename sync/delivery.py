@@ -188,13 +188,13 @@ def _record(rows, owner, results, config, trigger, manual_state=None):
                 values = _release_values(row)
                 if manual_state is not None:
                     values.update(manual_state[row.pk])
-                mine.update(**values)
-                result.released += 1
                 if outcome is not None:
                     pause = outcome
                     attempts.append(_attempt(row.pk, outcome, trigger))
-                    mine.update(last_status_code=outcome.status_code, last_error=outcome.reason,
-                                error_class=outcome.error_class, last_attempt_at=outcome.finished_at)
+                    values.update(last_status_code=outcome.status_code, last_error=outcome.reason,
+                                  error_class=outcome.error_class, last_attempt_at=outcome.finished_at)
+                mine.update(**values)
+                result.released += 1
                 continue
             values, bucket = _outcome_values(row, outcome, now)
             if manual_state is not None and (bucket in ("retrying", "parked") or outcome.verdict == client.RETRY):

@@ -172,6 +172,9 @@ def test_401_pauses_delivery_without_counting_and_a_new_key_resumes(stub, monkey
     for row in rows:
         row.refresh_from_db()
         assert row.state == "pending" and row.attempt_count == 0 and row.lease_owner == ""
+    # Requests already in flight when the first 401 came back are recorded on their rows too.
+    sent = DeliveryAttempt.objects.filter(status_code=401).count()
+    assert sent >= 1 and Delivery.objects.filter(last_status_code=401, error_class="auth").count() == sent
     assert not Delivery.objects.filter(state="dead").exists()
     result = PassResult()
     assert handle_one_batch(result=result) is False
