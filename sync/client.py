@@ -9,6 +9,7 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -172,8 +173,6 @@ class Sender:
     """A bounded pool of threads, each with its own keep-alive requests.Session."""
 
     def __init__(self, concurrency):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.concurrency = concurrency
         self._local = threading.local()
         self._sessions = []
