@@ -64,9 +64,10 @@ def prepare_database(db, pg_url):
     return pg_url.rsplit("/", 1)[0] + "/" + name
 
 
-def manage(*args, env, quiet=True):
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.DEVNULL if quiet else None)
+def manage(*args, env, log=None):
+    """Start a manage.py subprocess; its output goes to var/bench/<log>.log (or nowhere)."""
+    out = open(BENCH_DIR / f"{log}.log", "w") if log else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def stop(process):
@@ -174,11 +175,12 @@ def lag(rate, seconds, env, *, push):
     ids = [row["signal_id"] for batch in batches for row in batch]
     if push:
         Schedule.objects.filter(name="signalhub.sync.deliver").delete()
-        worker = manage("qcluster", env={**env, "SIGNALHUB_SYNC_PUSH": "1"})
+        worker = manage("qcluster", env={**env, "SIGNALHUB_SYNC_PUSH": "1", "SIGNALHUB_LOG_LEVEL": "info"}, log="sync-cluster")
         settings.SIGNALHUB_SYNC_PUSH = True
         time.sleep(4)  # the cluster's workers start
     else:
-        worker = manage("shell", "-c", "from sync.tasks import deliver_for_a_minute; deliver_for_a_minute()", env=env)
+        worker = manage("shell", "-c", "from sync.tasks import deliver_for_a_minute; deliver_for_a_minute()", env=env,
+                        log="sync-worker")
         settings.SIGNALHUB_SYNC_PUSH = False
     try:
         started = time.monotonic()
@@ -226,6 +228,7 @@ def main():
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)  # the cluster's status lives in the database cache
     stub = manage("run_alpine_stub", "--port", str(port), "--key", key, env=env)
     try:
         wait_healthy(env["ALPINE_API_URL"])
