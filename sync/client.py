@@ -81,7 +81,7 @@ def alpine_would_refuse(payload):
             return f"{name} not greater than 0"
     rationale = payload.get("reasoning") or RATIONALE_PREFIX + str(payload.get("strategy") or "weighted_consensus_v6")
     if len(rationale) < 20:
-        return "rationale shorter than 20 characters"
+        return "rationale too short (under 20 characters)"
     if not re.fullmatch(r"[0-9a-fA-F]{64}", str(payload.get("sha256", ""))):
         return "verification hash is not 64 hexadecimal characters"
     return ""
@@ -156,9 +156,11 @@ def classify(status, data, text, payload, headers=None):
     if status == 500:
         refused = alpine_would_refuse(payload)
         permanent = PERMANENT_500.search(reason) and not TRANSIENT_500.search(reason)
-        if refused or permanent:
-            why = reason if permanent else f"{reason} (SignalHub: {refused})"
-            return Outcome(DEAD, REJECTED, status, f"Alpine cannot store this signal: {why}")
+        if permanent:
+            return Outcome(DEAD, REJECTED, status, f"Alpine cannot store this signal: {reason}")
+        if refused:
+            return Outcome(DEAD, REJECTED, status, f"Alpine cannot store this signal: {refused} (by Alpine's "
+                                                   f"documented table rules; its answer was: {reason})")
         return Outcome(RETRY, SERVER_ERROR, status, f"Alpine: {reason}", retry_after=retry_after)
     if status == 408:
         return Outcome(RETRY, TIMEOUT, status, f"Alpine: {reason}", retry_after=retry_after)

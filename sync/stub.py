@@ -274,12 +274,19 @@ class AlpineHandler(BaseHTTPRequestHandler):
                                 "alpine_signal_id": row["id"], "external_signal_id": parsed["signal_id"]})
 
 
+class StubServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that timed out and hung up is part of the fault injection, not news.
+        logger.debug("request from %s ended early", client_address, exc_info=True)
+
+
 class AlpineStub:
     """A running stub: ``url``, ``state`` (stored rows, counters, faults), ``stop()``."""
 
     def __init__(self, host="127.0.0.1", port=0, key=None, seed=None):
-        self.server = ThreadingHTTPServer((host, port), AlpineHandler)
-        self.server.daemon_threads = True
+        self.server = StubServer((host, port), AlpineHandler)
         self.server.state = StubState(key=key, seed=seed)
         self.thread = None
 

@@ -267,3 +267,13 @@ def test_every_hash_vector_signal_is_accepted_by_the_stub(stub):
     handle_one_batch()
     assert {r.state for r in Delivery.objects.filter(pk__in=[r.pk for r in rows])} == {"delivered"}
     assert DeliveryAttempt.objects.filter(status_code=400).count() == 0
+
+
+def test_any_500_for_a_row_alpines_rules_refuse_is_dead_with_both_reasons(stub):
+    stub.faults.error_rate = 1.0  # the 500 itself reads as transient
+    row = queued(reasoning="short")
+    handle_one_batch()
+    row.refresh_from_db()
+    assert (row.state, row.error_class) == ("dead", "rejected")
+    assert "rationale too short (under 20 characters)" in row.last_error
+    assert "could not obtain a database connection" in row.last_error
