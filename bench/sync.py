@@ -67,17 +67,22 @@ def prepare_database(db, pg_url):
 def manage(*args, env, log=None):
     """Start a manage.py subprocess; its output goes to var/bench/<log>.log (or nowhere)."""
     out = open(BENCH_DIR / f"{log}.log", "w") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def stop(process):
-    if process.poll() is None:
-        process.send_signal(signals_module.SIGTERM)
+    """Stop a process started by manage() and its children (its own process group)."""
+    for sig in (signals_module.SIGTERM, signals_module.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
         try:
             process.wait(timeout=20)
+            return
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            continue
 
 
 def wait_healthy(url, timeout=30):

@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -54,5 +55,22 @@ def subprocess_env(stub_url, **extra):
 
 
 def start_manage(*args, env):
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+    """Start a manage.py command in its own process group (so stop_group reaches its children)."""
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_group(process, timeout=20):
+    """SIGTERM the process's group, SIGKILL it if it has not exited in ``timeout``; return its output."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return process.communicate()[0]

@@ -9,7 +9,7 @@ from django_q.models import Schedule
 from sync.models import Delivery
 from sync.outbox import enqueue_deliveries
 from tests.factories import make_signal
-from tests.test_sync.conftest import start_manage, subprocess_env
+from tests.test_sync.conftest import start_manage, stop_group, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -30,7 +30,6 @@ def test_push_delivers_through_the_cluster_without_the_schedule(stub, settings):
         while Delivery.objects.filter(state="delivered").count() < 5 and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
-        cluster.terminate()
-        output = cluster.communicate(timeout=30)[0]
+        output = stop_group(cluster)
     assert Delivery.objects.filter(state="delivered").count() == 5, output[-2000:]
     assert {row["external_signal_id"] for row in stub.state.stored_rows()} == {s.signal_id for s in signals}

@@ -12,7 +12,7 @@ from sync.delivery import handle_one_batch
 from sync.models import Delivery
 from sync.outbox import enqueue_deliveries
 from tests.factories import make_signal
-from tests.test_sync.conftest import start_manage, subprocess_env
+from tests.test_sync.conftest import start_manage, stop_group, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -61,7 +61,12 @@ def test_two_workers_never_send_the_same_row(stub):
     stub.faults.delay_all_seconds = 0.01
     env = subprocess_env(stub.url, SIGNALHUB_SYNC_BATCH_SIZE=20, SIGNALHUB_SYNC_CONCURRENCY=4, ALPINE_TIMEOUT=5)
     workers = [start_manage("sync_signals", "--drain", "--max-seconds", "90", env=env) for _ in range(2)]
-    outputs = [worker.communicate(timeout=120)[0] for worker in workers]
+    try:
+        outputs = [worker.communicate(timeout=120)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                stop_group(worker)
     assert [worker.returncode for worker in workers] == [0, 0], outputs
     assert Delivery.objects.filter(state="delivered").count() == 400
     assert len(stub.state.posts_by_hash) == 400
