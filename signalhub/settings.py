@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_q",
     "signalhub",
     "signals",
+    "sync",
 ]
 
 MIDDLEWARE = [
@@ -215,3 +216,43 @@ if SIGNALHUB_REDIS_URL:
     Q_CLUSTER["redis"] = SIGNALHUB_REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+
+# Delivery to Alpine (the sync app) ---------------------------------------------
+# ALPINE_API_URL, ARGO_API_KEY and ALPINE_SYNC_ENABLED (or the `alpine` block of
+# the JSON file named by SIGNALHUB_CONFIG_FILE) are read at call time by
+# sync.config.alpine_config(), not here, so a changed key is picked up without
+# a restart and tests can set them per test.
+
+# Connect and read timeout of one request to Alpine, in seconds.
+ALPINE_TIMEOUT = env_float("ALPINE_TIMEOUT", 10.0, minimum=0.05)
+# Seconds between delivery passes inside the once-a-minute django-q2 schedule.
+SIGNALHUB_SYNC_INTERVAL = env_float("SIGNALHUB_SYNC_INTERVAL", 10.0, minimum=0.1)
+# How long a claimed batch belongs to its worker; a killed worker's rows are
+# picked up by another once it has passed.
+SIGNALHUB_SYNC_LEASE_SECONDS = env_float("SIGNALHUB_SYNC_LEASE_SECONDS", 300.0, minimum=1)
+# Requests in flight at once (threads, each with its own keep-alive session).
+SIGNALHUB_SYNC_CONCURRENCY = env_int("SIGNALHUB_SYNC_CONCURRENCY", 8, minimum=1)
+# Deliveries claimed per pass.
+SIGNALHUB_SYNC_BATCH_SIZE = env_int("SIGNALHUB_SYNC_BATCH_SIZE", 100, minimum=1)
+# Full-jitter exponential backoff: a random delay up to min(cap, base * 2**(attempts-1)).
+SIGNALHUB_SYNC_BACKOFF_BASE = env_float("SIGNALHUB_SYNC_BACKOFF_BASE", 5.0, minimum=0)
+SIGNALHUB_SYNC_BACKOFF_CAP = env_float("SIGNALHUB_SYNC_BACKOFF_CAP", 3600.0, minimum=0)
+# A delivery is dead after this many attempts, or this long after its first attempt.
+SIGNALHUB_SYNC_MAX_ATTEMPTS = env_int("SIGNALHUB_SYNC_MAX_ATTEMPTS", 10, minimum=1)
+SIGNALHUB_SYNC_MAX_AGE = env_float("SIGNALHUB_SYNC_MAX_AGE", 3 * 86400.0, minimum=1)
+# Circuit breaker: this many failed attempts in a row pause the destination
+# for SIGNALHUB_SYNC_PAUSE_SECONDS instead of hammering it.
+SIGNALHUB_SYNC_PAUSE_AFTER_FAILURES = env_int("SIGNALHUB_SYNC_PAUSE_AFTER_FAILURES", 25, minimum=1)
+SIGNALHUB_SYNC_PAUSE_SECONDS = env_float("SIGNALHUB_SYNC_PAUSE_SECONDS", 60.0, minimum=0)
+# A 401/403/404 (key or URL wrong) pauses delivery this long before one more try
+# (a changed key lifts the pause at once).
+SIGNALHUB_SYNC_AUTH_PAUSE_SECONDS = env_float("SIGNALHUB_SYNC_AUTH_PAUSE_SECONDS", 300.0, minimum=0)
+# A delivery whose pass failed inside SignalHub (a bug, not Alpine) is parked this long.
+SIGNALHUB_SYNC_PARK_SECONDS = env_float("SIGNALHUB_SYNC_PARK_SECONDS", 3600.0, minimum=0)
+# Attempt log rows older than this many days are pruned daily.
+SIGNALHUB_SYNC_ATTEMPT_RETENTION_DAYS = env_int("SIGNALHUB_SYNC_ATTEMPT_RETENTION_DAYS", 30, minimum=1)
+# Most deliveries one "retry dead since" request queues again.
+SIGNALHUB_SYNC_REQUEUE_LIMIT = env_int("SIGNALHUB_SYNC_REQUEUE_LIMIT", 10_000, minimum=1)
+# Push: queue a delivery task right after each committed batch of signals (needs the cluster).
+SIGNALHUB_SYNC_PUSH = env_bool("SIGNALHUB_SYNC_PUSH", False)

@@ -1,0 +1,421 @@
+"""The delivery worker: claim a batch under a lease, send it, record what Alpine said.
+
+One pass (``handle_one_batch``) is three short steps with no network call
+inside a transaction:
+
+1. claim: up to SIGNALHUB_SYNC_BATCH_SIZE due rows become ``sending`` under a
+   lease owned by a fresh token; their next_attempt_at becomes the lease's end
+   and their attempt is counted, so a worker killed now leaves rows another
+   picks up once the lease has passed;
+2. send: the bodies go out through a bounded thread pool of keep-alive sessions;
+3. record: one transaction writes each row's outcome (only if the lease is
+   still ours), its attempt log row, and the destination's health.
+"""
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import as_completed
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Min
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from sync import client
+from sync.config import alpine_config
+from sync.models import Delivery, DeliveryAttempt, Destination, key_fingerprint
+
+logger = logging.getLogger(__name__)
+
+# Rows not yet sent when the lease is this close to its end are handed back.
+LEASE_MARGIN_SECONDS = 1.0
+# Short pauses of a drain while everything left waits for its backoff.
+DRAIN_NAP_MAX = 1.0
+
+
+@dataclass
+class PassResult:
+    claimed: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    released: int = 0
+    parked: int = 0
+    skipped_reason: str = ""
+    errors: dict = field(default_factory=dict)
+
+    def add(self, other):
+        for name in ("claimed", "delivered", "retrying", "dead", "released", "parked"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for key, value in other.errors.items():
+            self.errors[key] = self.errors.get(key, 0) + value
+
+
+def backoff_seconds(attempts, retry_after=None, rng=random):
+    """Return the delay before the next try: full jitter over an exponential ceiling, at least Retry-After."""
+    ceiling = min(settings.SIGNALHUB_SYNC_BACKOFF_CAP, settings.SIGNALHUB_SYNC_BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    delay = rng.uniform(0, ceiling)
+    if retry_after is not None:
+        # Alpine asked for this much; a day at most so a wrong header cannot stall a row for ever.
+        delay = max(delay, min(retry_after, 86400.0))
+    return delay
+
+
+def new_owner():
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+
+
+# Claiming ----------------------------------------------------------------------
+
+def claim_batch(*, limit, now=None, ids=None):
+    """Claim up to ``limit`` due deliveries for a new owner token; return (owner, rows with their signals)."""
+    now = now or timezone.now()
+    owner = new_owner()
+    lease_until = now + timedelta(seconds=settings.SIGNALHUB_SYNC_LEASE_SECONDS)
+    values = {"state": Delivery.State.SENDING, "lease_owner": owner, "lease_until": lease_until,
+              "next_attempt_at": lease_until, "attempt_count": F("attempt_count") + 1}
+    due = Delivery.objects.due(now)
+    if ids is not None:
+        due = due.filter(pk__in=ids)
+    if connection.vendor == "postgresql":
+        # Rows another worker has locked are skipped, not waited for.
+        with transaction.atomic():
+            pks = list(due.order_by("next_attempt_at").select_for_update(skip_locked=True)
+                       .values_list("pk", flat=True)[:limit])
+            if pks:
+                Delivery.objects.filter(pk__in=pks).update(**values)
+    else:
+        # SQLite has one writer: a conditional UPDATE that re-checks "still due"
+        # is the compare-and-set; rows another worker took meanwhile do not match.
+        pks = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+        if pks:
+            with transaction.atomic():
+                Delivery.objects.due(now).filter(pk__in=pks).update(**values)
+    if not pks:
+        return owner, []
+    rows = list(Delivery.objects.filter(pk__in=pks, lease_owner=owner).select_related("signal"))
+    return owner, rows
+
+
+# Sending -----------------------------------------------------------------------
+
+def _send_all(rows, config, sender, *, deadline, stop):
+    """Send each row's body; return {pk: Outcome or None (not sent)} in completion order."""
+    def send(row, payload):
+        if stop.is_set() or time.monotonic() > deadline:
+            return row.pk, None
+        return row.pk, client.post_signal(sender.session(), config, payload)
+
+    results = {}
+    futures = []
+    for row in rows:
+        try:
+            payload = client.build_payload(row.signal)
+        except Exception as exc:
+            logger.exception("cannot build the body of delivery %s", row.pk)
+            results[row.pk] = client.Outcome("park", client.INTERNAL, 0, f"SignalHub could not build the body: {exc!r}")
+            continue
+        futures.append(sender.executor.submit(send, row, payload))
+    for future in as_completed(futures):
+        pk, outcome = future.result()
+        results[pk] = outcome
+        if outcome is not None and outcome.verdict == client.PAUSE:
+            # The key or URL is wrong: do not send the rest of the batch.
+            stop.set()
+    return results
+
+
+# Recording ---------------------------------------------------------------------
+
+def _release_values(row):
+    """Hand a claimed row back as it was, its attempt not counted."""
+    return {"state": Delivery.State.RETRYING if row.attempt_count > 1 else Delivery.State.PENDING,
+            "attempt_count": max(0, row.attempt_count - 1), "lease_owner": "", "lease_until": None,
+            "next_attempt_at": timezone.now()}
+
+
+def _outcome_values(row, outcome, now):
+    """Return (field values, result bucket) for a row after ``outcome``."""
+    base = {"lease_owner": "", "lease_until": None, "last_status_code": outcome.status_code,
+            "last_attempt_at": outcome.finished_at or now,
+            "first_attempt_at": Coalesce(F("first_attempt_at"), outcome.started_at)}
+    if outcome.verdict == client.DELIVERED:
+        return {**base, "state": Delivery.State.DELIVERED, "delivered_at": outcome.finished_at or now,
+                "alpine_signal_id": outcome.alpine_signal_id[:100], "last_error": "", "error_class": ""}, "delivered"
+    base.update(last_error=outcome.reason, error_class=outcome.error_class)
+    if outcome.verdict == client.DEAD:
+        return {**base, "state": Delivery.State.DEAD}, "dead"
+    if outcome.verdict == "park":
+        return {**base, "state": Delivery.State.RETRYING,
+                "next_attempt_at": now + timedelta(seconds=settings.SIGNALHUB_SYNC_PARK_SECONDS)}, "parked"
+    first = row.first_attempt_at or outcome.started_at
+    too_old = (now - first).total_seconds() >= settings.SIGNALHUB_SYNC_MAX_AGE
+    if row.attempt_count >= settings.SIGNALHUB_SYNC_MAX_ATTEMPTS or too_old:
+        why = (f"gave up after {row.attempt_count} attempts" if not too_old
+               else f"gave up {settings.SIGNALHUB_SYNC_MAX_AGE:g} s after the first attempt")
+        return {**base, "state": Delivery.State.DEAD, "last_error": f"{outcome.reason} ({why})"}, "dead"
+    delay = backoff_seconds(row.attempt_count, outcome.retry_after)
+    return {**base, "state": Delivery.State.RETRYING, "next_attempt_at": now + timedelta(seconds=delay)}, "retrying"
+
+
+def _attempt(row_pk, outcome, trigger):
+    return DeliveryAttempt(
+        delivery_id=row_pk, trigger=trigger, started_at=outcome.started_at,
+        finished_at=outcome.finished_at or outcome.started_at, duration_ms=outcome.duration_ms,
+        status_code=outcome.status_code, error_class=outcome.error_class,
+        error=outcome.reason if outcome.verdict != client.DELIVERED else "",
+        response_body=outcome.body[:client.BODY_KEEP_BYTES])
+
+
+def _record(rows, owner, results, config, trigger, manual_state=None):
+    now = timezone.now()
+    result = PassResult(claimed=len(rows))
+    attempts = []
+    failures_since_success, any_success, pause = 0, False, None
+    with transaction.atomic():
+        for row in rows:
+            outcome = results.get(row.pk)
+            mine = Delivery.objects.filter(pk=row.pk, lease_owner=owner)
+            if outcome is None or outcome.verdict == client.PAUSE:
+                values = _release_values(row)
+                if manual_state is not None:
+                    values.update(manual_state[row.pk])
+                if outcome is not None:
+                    pause = outcome
+                    attempts.append(_attempt(row.pk, outcome, trigger))
+                    values.update(last_status_code=outcome.status_code, last_error=outcome.reason,
+                                  error_class=outcome.error_class, last_attempt_at=outcome.finished_at)
+                mine.update(**values)
+                result.released += 1
+                continue
+            values, bucket = _outcome_values(row, outcome, now)
+            if manual_state is not None and (bucket in ("retrying", "parked") or outcome.verdict == client.RETRY):
+                # A failed manual retry leaves the row's schedule and count as they were.
+                values.update(manual_state[row.pk])
+                bucket = "released"
+            if not mine.update(**values):
+                # Another worker took the row after our lease ran out; its answer counts.
+                logger.warning("delivery %s: lease lost before recording (%s)", row.pk, outcome.verdict)
+            setattr(result, bucket, getattr(result, bucket) + 1)
+            if outcome.verdict != "park":
+                attempts.append(_attempt(row.pk, outcome, trigger))
+            if outcome.verdict == client.DELIVERED:
+                any_success, failures_since_success = True, 0
+            elif outcome.verdict == client.RETRY:
+                failures_since_success += 1
+            if outcome.error_class:
+                result.errors[outcome.error_class] = result.errors.get(outcome.error_class, 0) + 1
+        DeliveryAttempt.objects.bulk_create(attempts)
+        _update_destination(results, config, any_success, failures_since_success, pause, now)
+    return result
+
+
+def _update_destination(results, config, any_success, failures, pause, now):
+    destination = Destination.objects.alpine()
+    outcomes = [outcome for outcome in results.values() if outcome is not None and outcome.verdict != "park"]
+    if not outcomes:
+        return
+    last = outcomes[-1]
+    values = {"last_status_code": last.status_code}
+    failed = [outcome for outcome in outcomes if outcome.verdict != client.DELIVERED]
+    if failed:
+        values.update(last_error=failed[-1].reason, last_error_at=failed[-1].finished_at or now)
+    if any_success:
+        values.update(last_success_at=now, consecutive_failures=failures)
+    else:
+        values["consecutive_failures"] = F("consecutive_failures") + failures
+    Destination.objects.filter(pk=destination.pk).update(**values)
+    destination.refresh_from_db()
+    if pause is not None:
+        destination.pause(settings.SIGNALHUB_SYNC_AUTH_PAUSE_SECONDS, pause.reason, key=config.api_key, now=now)
+        logger.error("delivery paused: %s", pause.reason)
+    elif (destination.consecutive_failures >= settings.SIGNALHUB_SYNC_PAUSE_AFTER_FAILURES
+          and not destination.is_paused(now)):
+        reason = (f"{destination.consecutive_failures} failed attempts in a row; "
+                  f"last: {destination.last_error}")
+        destination.pause(settings.SIGNALHUB_SYNC_PAUSE_SECONDS, reason, key=config.api_key, now=now)
+        Destination.objects.filter(pk=destination.pk).update(consecutive_failures=0)
+        logger.warning("delivery paused for %g s: %s", settings.SIGNALHUB_SYNC_PAUSE_SECONDS, reason)
+
+
+# Passes ------------------------------------------------------------------------
+
+def destination_pause(config, now=None):
+    """Return the Destination if delivery is paused now, lifting an auth pause whose key was replaced."""
+    destination = Destination.objects.alpine()
+    if not destination.is_paused(now):
+        return None
+    if destination.paused_key_fingerprint and destination.paused_key_fingerprint != key_fingerprint(config.api_key) \
+            and destination.last_status_code in (401, 403):
+        logger.info("the Alpine key changed since delivery was paused; resuming")
+        destination.resume()
+        return None
+    return destination
+
+
+def handle_one_batch(*, sender=None, trigger=DeliveryAttempt.Trigger.SCHEDULED, result=None):
+    """Claim, send and record one batch; return True if any delivery was claimed.
+
+    Returns False when there is nothing due, sync is off, or Alpine is paused:
+    a caller loops ``while handle_one_batch(): ...``.
+    """
+    result = result if result is not None else PassResult()
+    config = alpine_config()
+    if not config.active:
+        result.skipped_reason = config.off_reason
+        return False
+    paused = destination_pause(config)
+    if paused is not None:
+        result.skipped_reason = f"paused until {paused.paused_until:%Y-%m-%d %H:%M:%S} UTC: {paused.pause_reason}"
+        return False
+    owner, rows = claim_batch(limit=settings.SIGNALHUB_SYNC_BATCH_SIZE)
+    if not rows:
+        return False
+    own_sender = sender is None
+    sender = sender or client.Sender(settings.SIGNALHUB_SYNC_CONCURRENCY)
+    deadline = time.monotonic() + settings.SIGNALHUB_SYNC_LEASE_SECONDS - config.timeout - LEASE_MARGIN_SECONDS
+    try:
+        results = _send_all(rows, config, sender, deadline=deadline, stop=threading.Event())
+        result.add(_record(rows, owner, results, config, trigger))
+    except Exception:
+        logger.exception("a delivery pass failed; parking its %d deliveries", len(rows))
+        park_rows([row.pk for row in rows], owner)
+        result.parked += len(rows)
+    finally:
+        if own_sender:
+            sender.close()
+    return True
+
+
+def park_rows(pks, owner):
+    """Push out rows whose pass failed inside SignalHub so they cannot crash-loop the worker."""
+    until = timezone.now() + timedelta(seconds=settings.SIGNALHUB_SYNC_PARK_SECONDS)
+    Delivery.objects.filter(pk__in=pks, lease_owner=owner).update(
+        state=Delivery.State.RETRYING, lease_owner="", lease_until=None, next_attempt_at=until,
+        error_class=client.INTERNAL, last_error="SignalHub failed while delivering this row (see the worker's log); parked")
+
+
+def deliver_pending(*, sender=None, max_seconds=None):
+    """Run passes until nothing is due (or ``max_seconds``); return the summed PassResult."""
+    total = PassResult()
+    started = time.monotonic()
+    own_sender = sender is None
+    sender = sender or client.Sender(settings.SIGNALHUB_SYNC_CONCURRENCY)
+    try:
+        while handle_one_batch(sender=sender, result=total):
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                break
+    finally:
+        if own_sender:
+            sender.close()
+    return total
+
+
+def drain(*, max_seconds=None, stop=None, sleep=time.sleep, progress=None):
+    """Deliver until nothing is pending or retrying, waiting out backoff and pauses; return the PassResult.
+
+    Stops early at ``max_seconds``, when ``stop`` (an Event) is set, or when
+    sync is off (nothing could move).
+    """
+    total = PassResult()
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    with client.Sender(settings.SIGNALHUB_SYNC_CONCURRENCY) as sender:
+        while not stop.is_set():
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                break
+            worked = handle_one_batch(sender=sender, result=total)
+            if progress:
+                progress(total)
+            if worked:
+                continue
+            if total.skipped_reason.startswith("sync off"):
+                break
+            if total.skipped_reason.startswith("paused") and Destination.objects.alpine().last_status_code in (401, 403, 404):
+                # A wrong key or URL does not fix itself while we wait: stop and say so.
+                break
+            wait = seconds_until_next_due()
+            if wait is None:
+                break
+            total.skipped_reason = ""
+            if max_seconds is not None:
+                wait = min(wait, max(0.0, max_seconds - (time.monotonic() - started)))
+            sleep(min(max(wait, 0.01), DRAIN_NAP_MAX))
+    return total
+
+
+def seconds_until_next_due(now=None):
+    """Return seconds until an undelivered row (or a paused destination) is due; None when none is left."""
+    now = now or timezone.now()
+    nxt = Delivery.objects.undelivered().aggregate(at=Min("next_attempt_at"))["at"]
+    if nxt is None:
+        return None
+    destination = Destination.objects.alpine()
+    if destination.is_paused(now):
+        nxt = max(nxt, destination.paused_until)
+    return max(0.0, (nxt - now).total_seconds())
+
+
+# Staff actions -------------------------------------------------------------------
+
+def retry_now(pks):
+    """Send these deliveries at once (trigger manual); return the PassResult.
+
+    Undelivered, dead and cancelled rows qualify (not one being sent under a
+    live lease). A failed manual try keeps the row's own schedule and count,
+    and never touches other rows.
+    """
+    config = alpine_config()
+    result = PassResult()
+    if not config.active:
+        result.skipped_reason = config.off_reason
+        return result
+    now = timezone.now()
+    owner = new_owner()
+    lease_until = now + timedelta(seconds=settings.SIGNALHUB_SYNC_LEASE_SECONDS)
+    candidates = (Delivery.objects.filter(pk__in=pks).exclude(state=Delivery.State.DELIVERED)
+                  .exclude(state=Delivery.State.SENDING, lease_until__gt=now))
+    before = {row.pk: {"state": row.state, "attempt_count": row.attempt_count, "next_attempt_at": row.next_attempt_at}
+              for row in candidates}
+    with transaction.atomic():
+        # Conditional on the state read just now: a worker that claimed the row meanwhile keeps it.
+        for pk, state in before.items():
+            Delivery.objects.filter(pk=pk, state=state["state"]).exclude(
+                state=Delivery.State.SENDING, lease_until__gt=now).update(
+                state=Delivery.State.SENDING, lease_owner=owner, lease_until=lease_until, attempt_count=F("attempt_count") + 1)
+    rows = list(Delivery.objects.filter(pk__in=list(before), lease_owner=owner).select_related("signal"))
+    if not rows:
+        return result
+    with client.Sender(min(len(rows), settings.SIGNALHUB_SYNC_CONCURRENCY)) as sender:
+        results = _send_all(rows, config, sender, deadline=time.monotonic() + settings.SIGNALHUB_SYNC_LEASE_SECONDS,
+                            stop=threading.Event())
+    restore = {pk: {**state, "lease_owner": "", "lease_until": None} for pk, state in before.items()}
+    for pk, state in restore.items():
+        if state["state"] == Delivery.State.SENDING:
+            state["state"] = Delivery.State.RETRYING
+    result.add(_record(rows, owner, results, config, DeliveryAttempt.Trigger.MANUAL, manual_state=restore))
+    return result
+
+
+def requeue(queryset):
+    """Queue these deliveries again from scratch (resync, retry dead); return how many."""
+    now = timezone.now()
+    return queryset.exclude(state=Delivery.State.SENDING).update(
+        state=Delivery.State.PENDING, attempt_count=0, next_attempt_at=now, queued_at=now, lease_owner="",
+        lease_until=None, first_attempt_at=None, error_class="", last_error="")
+
+
+def cancel(queryset):
+    """Cancel deliveries not yet delivered (and not being sent right now); return how many."""
+    now = timezone.now()
+    return (queryset.exclude(state__in=[Delivery.State.DELIVERED, Delivery.State.CANCELLED])
+            .exclude(state=Delivery.State.SENDING, lease_until__gt=now)
+            .update(state=Delivery.State.CANCELLED, lease_owner="", lease_until=None))

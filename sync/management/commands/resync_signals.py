@@ -1,0 +1,44 @@
+"""Queue signals for delivery again (for example after Alpine lost data); Alpine de-duplicates by hash."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.dateparse import parse_date, parse_datetime
+from datetime import UTC, datetime, time
+
+from sync import delivery
+from sync.models import Delivery
+
+
+def _moment(value, name):
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"--{name} {value!r} is not a date (YYYY-MM-DD) or an ISO date-time.")
+        parsed = datetime.combine(day, time.min)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class Command(BaseCommand):
+    help = "Queue delivered (and dead or cancelled) signals stored in a period for delivery again."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--since", required=True, help="Signals stored at or after this date/time (UTC if no offset).")
+        parser.add_argument("--until", help="... and before this date/time.")
+        parser.add_argument("--symbol", help="Only this symbol.")
+        parser.add_argument("--dry-run", action="store_true", help="Count, change nothing.")
+
+    def handle(self, *args, since, until, symbol, dry_run, **options):
+        since = _moment(since, "since")
+        rows = Delivery.objects.filter(signal__created_at__gte=since).exclude(state__in=Delivery.UNDELIVERED)
+        if until:
+            until = _moment(until, "until")
+            if until <= since:
+                raise CommandError("--until must be after --since.")
+            rows = rows.filter(signal__created_at__lt=until)
+        if symbol:
+            rows = rows.filter(signal__symbol=symbol.strip().upper())
+        if dry_run:
+            self.stdout.write(f"would queue {rows.count()} signals again (dry run)")
+            return
+        count = delivery.requeue(Delivery.objects.filter(pk__in=rows.values("pk")))
+        self.stdout.write(f"queued {count} signals for delivery again; the next pass sends them")

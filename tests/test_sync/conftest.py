@@ -1,0 +1,76 @@
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from sync.stub import AlpineStub
+
+STUB_KEY = "stub-key-0123456789abcdef"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fast_sync(settings):
+    """Small timeouts and backoff, so retries happen within a test."""
+    settings.ALPINE_TIMEOUT = 2.0
+    settings.SIGNALHUB_SYNC_BACKOFF_BASE = 0.0
+    settings.SIGNALHUB_SYNC_BACKOFF_CAP = 0.0
+    settings.SIGNALHUB_SYNC_CONCURRENCY = 4
+    settings.SIGNALHUB_SYNC_BATCH_SIZE = 50
+    return settings
+
+
+@pytest.fixture
+def stub(monkeypatch, fast_sync):
+    """A real Alpine stub on an ephemeral loopback port, configured as SignalHub's Alpine."""
+    server = AlpineStub(key=STUB_KEY, seed=7).start()
+    monkeypatch.setenv("ALPINE_API_URL", server.url)
+    monkeypatch.setenv("ARGO_API_KEY", STUB_KEY)
+    monkeypatch.delenv("ALPINE_SYNC_ENABLED", raising=False)
+    monkeypatch.delenv("SIGNALHUB_CONFIG_FILE", raising=False)
+    yield server
+    server.stop()
+
+
+def database_url():
+    """Return a DATABASE_URL for the test database, for subprocesses."""
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or "postgres"
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
+
+
+def subprocess_env(stub_url, **extra):
+    env = {**os.environ, "DATABASE_URL": database_url(), "ALPINE_API_URL": stub_url, "ARGO_API_KEY": STUB_KEY,
+           "PYTHONUNBUFFERED": "1"}
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+def start_manage(*args, env):
+    """Start a manage.py command in its own process group (so stop_group reaches its children)."""
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_group(process, timeout=20):
+    """SIGTERM the process's group, SIGKILL it if it has not exited in ``timeout``; return its output."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return process.communicate()[0]
