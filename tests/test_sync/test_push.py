@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django_q.models import Schedule
 
 from sync.models import Delivery
@@ -14,10 +14,6 @@ from tests.test_sync.conftest import start_manage, stop_group, subprocess_env
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-@pytest.mark.xfail(
-    condition=connection.vendor == "postgresql", strict=False,
-    reason="On PostgreSQL, django-q2's forked processes inherit the psycopg pool's connections "
-           "(DATABASES 'pool' option) and tasks intermittently fail; see README, Benchmarks.")
 def test_push_delivers_through_the_cluster_without_the_schedule(stub, settings):
     Schedule.objects.all().delete()  # only the push can deliver here
     settings.SIGNALHUB_SYNC_PUSH = True
