@@ -22,9 +22,11 @@ $(SIGNALHUB_DATA_DIR)/secret_key:
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 
 # Web server and django-q2 cluster in the foreground; Ctrl-C stops both.
+# `make run ALPINE_STUB=8001` also runs a local Alpine stub on that port and delivers to it.
+ALPINE_STUB ?=
 run: venv secret-key
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py bootstrap
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py serve
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py serve $(if $(ALPINE_STUB),--alpine-stub $(ALPINE_STUB))
 
 # The whole suite. With DATABASE_URL pointing at PostgreSQL it runs there.
 # pytest's "no tests collected" (exit 5) is a failure here, not a pass.

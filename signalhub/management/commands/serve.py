@@ -1,8 +1,13 @@
 """Run the web server and the django-q2 cluster together, in the foreground.
 
 Ctrl-C (SIGINT) or SIGTERM stops both; if either exits, the other is stopped too.
+With ``--alpine-stub PORT`` a local Alpine (sync.stub) runs beside them and
+delivery is pointed at it: a development demo only, since what the stub
+stores is kept in memory and lost when it stops.
 """
 
+import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -16,15 +21,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Address and port of the web server.")
+        parser.add_argument("--alpine-stub", type=int, metavar="PORT", default=None,
+                            help="Also run a local Alpine stub on this port and deliver to it (development only).")
 
-    def handle(self, *args, addr, **options):
+    def handle(self, *args, addr, alpine_stub, **options):
         manage = [sys.executable, "manage.py"]
-        children = {
-            "web": subprocess.Popen([*manage, "runserver", "--noreload", addr]),
-            "cluster": subprocess.Popen([*manage, "qcluster"]),
-        }
+        env = dict(os.environ)
+        children = {}
+        if alpine_stub:
+            key = secrets.token_urlsafe(24)
+            children["alpine stub"] = subprocess.Popen(
+                [*manage, "run_alpine_stub", "--port", str(alpine_stub), "--key", key], env=env)
+            env.update(ALPINE_API_URL=f"http://127.0.0.1:{alpine_stub}", ARGO_API_KEY=key, ALPINE_SYNC_ENABLED="true")
+            self.stdout.write(f"Delivering to the local Alpine stub at http://127.0.0.1:{alpine_stub} "
+                              "(development only: it keeps what it receives in memory).")
+        children["web"] = subprocess.Popen([*manage, "runserver", "--noreload", addr], env=env)
+        children["cluster"] = subprocess.Popen([*manage, "qcluster"], env=env)
         self.stdout.write(f"SignalHub on http://{addr}/admin/  (web pid {children['web'].pid}, "
-                          f"cluster pid {children['cluster'].pid}); Ctrl-C stops both.")
+                          f"cluster pid {children['cluster'].pid}); Ctrl-C stops {'all' if alpine_stub else 'both'}.")
         stopping = False
 
         def stop(signum, frame):
