@@ -116,12 +116,16 @@ class Ingestor:
         _install_exit_hooks()
 
     def _run(self):
-        while not self.stopping:
-            self.wake.wait(self._wait_seconds())
-            self.wake.clear()
-            if self.stopping:
-                break
-            self.run_pass()
+        try:
+            while not self.stopping:
+                self.wake.wait(self._wait_seconds())
+                self.wake.clear()
+                if self.stopping:
+                    break
+                self.run_pass()
+        finally:
+            # This thread's own connection (Django keeps one per thread).
+            connection.close()
 
     def _wait_seconds(self):
         now = time.monotonic()

@@ -232,11 +232,13 @@ def _insert_executemany(items):
     sql = f'INSERT INTO "{Signal._meta.db_table}" ({columns}) VALUES ({marks})'
     connection.ensure_connection()
     # The raw sqlite3 cursor: Django's wrapper would rewrite every row's placeholders.
-    raw = connection.connection.cursor()
-    try:
-        raw.executemany(sql, rows)
-    finally:
-        raw.close()
+    # Its errors are wrapped so the caller sees Django's (IntegrityError, OperationalError).
+    with connection.wrap_database_errors:
+        raw = connection.connection.cursor()
+        try:
+            raw.executemany(sql, rows)
+        finally:
+            raw.close()
 
 
 STAGING_TABLE = "signalhub_incoming_signals"
