@@ -190,16 +190,21 @@ def test_flush_task_runs_in_a_real_qcluster(journal_dir):
     ids = _dead_segment(journal_dir, "QC", 20)
     call_command("createcachetable", verbosity=0)
     async_task("signals.tasks.flush_journals")
-    env = child_env(journal_dir, SIGNALHUB_Q_WORKERS=1)
+    env = child_env(journal_dir, SIGNALHUB_Q_WORKERS=1, SIGNALHUB_LOG_LEVEL="info")
+    log = (journal_dir.parent / "qcluster.log").open("w+")
+    # Its own session, so that the cluster's forked workers can be stopped with it.
     cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=BASE_DIR, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        assert wait_for(lambda: Signal.objects.filter(signal_id__in=ids).count() == 20, seconds=60)
+        stored = wait_for(lambda: Signal.objects.filter(signal_id__in=ids).count() == 20, seconds=90)
+        log.seek(0)
+        assert stored, log.read()[-3000:]
         assert wait_for(lambda: journal.segment_paths(journal_dir) == [], seconds=10)
     finally:
         cluster.send_signal(signal.SIGTERM)
         try:
             cluster.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.kill(cluster.pid, signal.SIGKILL)
+            os.killpg(cluster.pid, signal.SIGKILL)
             cluster.wait()
+        log.close()
