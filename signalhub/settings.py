@@ -201,7 +201,7 @@ SIGNALHUB_EXPIRE_AFTER_DAYS = env_int("SIGNALHUB_EXPIRE_AFTER_DAYS", 30, minimum
 # (the owner's flock is how recovery proves a segment's owner is dead).
 SIGNALHUB_JOURNAL_DIR = Path(env_str("SIGNALHUB_JOURNAL_DIR") or DATA_DIR / "journal").resolve()
 # always: fdatasync before log_signal returns; batch: the flusher syncs each
-# pass and at sealing; never: the operating system decides.
+# segment when it is sealed; never: the operating system decides.
 SIGNALHUB_JOURNAL_FSYNC = env_choice("SIGNALHUB_JOURNAL_FSYNC", "batch", ("always", "batch", "never"))
 SIGNALHUB_JOURNAL_SEGMENT_BYTES = env_int("SIGNALHUB_JOURNAL_SEGMENT_BYTES", 16 * 1024 * 1024, minimum=4096)
 SIGNALHUB_JOURNAL_SEGMENT_SECONDS = env_float("SIGNALHUB_JOURNAL_SEGMENT_SECONDS", 300.0, minimum=1)

@@ -56,17 +56,18 @@ def journal_dir() -> Path:
 # Lines ------------------------------------------------------------------------------
 
 
-def _json_default(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+# Built once: json.dumps with keyword arguments builds an encoder per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def encode(values: dict, *, now_ms: int | None = None) -> bytes:
     """Return the journal line (bytes, newline-terminated) for one cleaned signal."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    body = f"{now_ms} {json.dumps(values, default=_json_default, separators=(',', ':'), allow_nan=False)}"
-    data = body.encode("utf-8")
+    values = dict(values)
+    for key in DATETIME_FIELDS:
+        if values.get(key) is not None:
+            values[key] = values[key].isoformat()
+    data = f"{now_ms} {_encode_json(values)}".encode()
     return b"%08x %s\n" % (zlib.crc32(data), data)
 
 

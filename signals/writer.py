@@ -20,7 +20,9 @@ measured side by side in bench/ingest.py: ``bulk_create`` (``orm``), sqlite3
 import hashlib
 import json
 import logging
+import operator
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from django.apps import apps
 from django.conf import settings
@@ -47,7 +49,7 @@ class Incoming:
 
     values: dict | None
     source: str  # where it came from: "<segment>@<offset>" or "<file>:<line>"
-    raw: str = ""  # kept for quarantine
+    raw: str | bytes = ""  # kept for quarantine (bytes: a journal line, decoded only if quarantined)
     error: str | None = None
 
 
@@ -133,7 +135,9 @@ def _apply(items, method) -> WriteResult:
 
     # Everything not new is compared with what is stored.
     compare = [item for signal_id, item in firsts.items() if signal_id not in new_ids] + repeats
-    stored_content = {signal_id: content_of(firsts[signal_id].values) for signal_id in new_ids}
+    # A repeat of a signal stored by this very batch is compared with that first copy.
+    stored_content = {item.values["signal_id"]: content_of(firsts[item.values["signal_id"]].values)
+                      for item in repeats if item.values["signal_id"] in new_ids}
     missing = {item.values["signal_id"] for item in compare} - stored_content.keys()
     stored_rows = _stored_rows(missing)
     stored_content.update({signal_id: content_of(row) for signal_id, row in stored_rows.items()})
@@ -178,22 +182,40 @@ def _enqueue_deliveries(signal_ids):
 # Inserting new rows -------------------------------------------------------------------
 
 
+_NAMES = [f.name for f in _FIELDS]
+
+
+def _existing_ids(ids, method) -> set:
+    if method == "fast" and connection.vendor == "sqlite":
+        # One query per batch: the ids travel as one JSON array parameter.
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT signal_id FROM "{Signal._meta.db_table}" '
+                           "WHERE signal_id IN (SELECT value FROM json_each(%s))", [json.dumps(ids)])
+            return {row[0] for row in cursor.fetchall()}
+    existing = set()
+    for start in range(0, len(ids), SQLITE_MAX_PARAMS):
+        existing.update(Signal.objects.filter(signal_id__in=ids[start:start + SQLITE_MAX_PARAMS])
+                        .values_list("signal_id", flat=True))
+    return existing
+
+
+_ROW_GETTER = operator.itemgetter(*_NAMES)
+
+
 def _rows(items):
-    now = timezone.now()
+    """Yield each record as a list of column values in ``_FIELDS`` order, defaults filled in."""
+    defaults = {name: _DEFAULTS.get(name) for name in _NAMES}
+    defaults["created_at"] = timezone.now()
     for item in items:
-        values = item.values
-        yield [values.get(f.name, now if f.name == "created_at" else _DEFAULTS[f.name]) for f in _FIELDS]
+        yield list(_ROW_GETTER({**defaults, **item.values}))
 
 
 def _insert_new(items, method) -> set:
     """Insert the records whose signal_id is not stored yet; return the set of ids inserted."""
     if method == "fast" and connection.vendor == "postgresql":
         return _insert_copy(items)
-    existing = set()
     ids = [item.values["signal_id"] for item in items]
-    for start in range(0, len(ids), SQLITE_MAX_PARAMS):
-        existing.update(Signal.objects.filter(signal_id__in=ids[start:start + SQLITE_MAX_PARAMS])
-                        .values_list("signal_id", flat=True))
+    existing = _existing_ids(ids, method)
     fresh = [item for item in items if item.values["signal_id"] not in existing]
     if not fresh:
         return set()
@@ -202,41 +224,47 @@ def _insert_new(items, method) -> set:
         # no other writer can insert between the SELECT above and this INSERT.
         _insert_executemany(fresh)
     else:
-        Signal.objects.bulk_create([Signal(**_row_kwargs(item.values)) for item in fresh], batch_size=500)
+        Signal.objects.bulk_create([Signal(**item.values) for item in fresh], batch_size=500)
     return {item.values["signal_id"] for item in fresh}
 
 
-def _row_kwargs(values):
-    return {name: value for name, value in values.items()}
+def sqlite_datetime(value):
+    """Return the text Django's SQLite backend stores for an aware datetime (naive UTC, ``str()``)."""
+    if value.tzinfo is UTC:
+        # Cleaned values are already in UTC: the same text without converting.
+        return value.isoformat(" ")[:-6]
+    return str(value.astimezone(UTC).replace(tzinfo=None))
+
+
+_DATETIME_INDEXES = [i for i, f in enumerate(_FIELDS) if isinstance(f, models.DateTimeField)]
+_JSON_INDEXES = [i for i, f in enumerate(_FIELDS) if isinstance(f, models.JSONField)]
+
+
+def _sqlite_rows(items):
+    """Rows adapted as Django's SQLite backend adapts them (datetimes as naive UTC text, JSON as text)."""
+    for row in _rows(items):
+        for index in _DATETIME_INDEXES:
+            if row[index] is not None:
+                row[index] = sqlite_datetime(row[index])
+        for index in _JSON_INDEXES:
+            value = row[index]
+            if value is not None:
+                row[index] = "{}" if value == {} else json.dumps(value, cls=_FIELDS[index].encoder)
+        yield row
 
 
 def _insert_executemany(items):
-    ops = connection.ops
-    adapters = []
-    for f in _FIELDS:
-        if isinstance(f, models.DateTimeField):
-            adapters.append(ops.adapt_datetimefield_value)
-        elif isinstance(f, models.JSONField):
-            adapters.append(lambda value, encoder=f.encoder: ops.adapt_json_value(value, encoder))
-        else:
-            adapters.append(None)
-    converting = [(index, adapt) for index, adapt in enumerate(adapters) if adapt is not None]
-    rows = []
-    for row in _rows(items):
-        for index, adapt in converting:
-            if row[index] is not None:
-                row[index] = adapt(row[index])
-        rows.append(row)
     columns = ", ".join(f'"{f.column}"' for f in _FIELDS)
     marks = ", ".join("?" for _ in _FIELDS)
     sql = f'INSERT INTO "{Signal._meta.db_table}" ({columns}) VALUES ({marks})'
     connection.ensure_connection()
-    # The raw sqlite3 cursor: Django's wrapper would rewrite every row's placeholders.
-    # Its errors are wrapped so the caller sees Django's (IntegrityError, OperationalError).
+    # The raw sqlite3 cursor: Django's wrapper would rewrite every row's
+    # placeholders. Its errors are wrapped so the caller sees Django's
+    # (IntegrityError, OperationalError).
     with connection.wrap_database_errors:
         raw = connection.connection.cursor()
         try:
-            raw.executemany(sql, rows)
+            raw.executemany(sql, _sqlite_rows(items))
         finally:
             raw.close()
 
@@ -296,9 +324,10 @@ def _quarantine(items) -> int:
     rows = []
     for item in items:
         logger.error("quarantined a record from %s: %s", item.source, item.error)
-        fingerprint = hashlib.sha256(f"{item.source}\n{item.raw}".encode("utf-8", "replace")).hexdigest()
+        raw = item.raw.decode("utf-8", "replace") if isinstance(item.raw, bytes) else item.raw
         # PostgreSQL text cannot hold NUL, which a damaged line may contain.
-        raw = item.raw.replace("\x00", "\\x00")
+        raw = raw.replace("\x00", "\\x00")
+        fingerprint = hashlib.sha256(f"{item.source}\n{raw}".encode("utf-8", "replace")).hexdigest()
         rows.append(QuarantinedRecord(reason=item.error or "unknown", raw=raw, source=item.source[:300],
                                       fingerprint=fingerprint))
     # ignore_conflicts: the same line replayed again (after a crash) is already

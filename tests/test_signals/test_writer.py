@@ -110,3 +110,22 @@ def test_damaged_journal_line_is_detected(damage):
     line = journal.encode(clean_signal(signal_data()))[:-1]
     with pytest.raises(journal.CorruptLine):
         journal.decode(damage(line))
+
+
+@pytest.mark.parametrize("value", [
+    "2025-11-18T14:30:00+00:00", "2025-11-18T14:30:00.000123+00:00", "2025-11-18T16:30:00.5+02:00",
+])
+def test_fast_path_stores_datetimes_as_django_does(value):
+    from datetime import datetime
+
+    from django.db import connection
+
+    from signals.writer import sqlite_datetime
+
+    moment = datetime.fromisoformat(value)
+    if connection.vendor == "sqlite":
+        assert sqlite_datetime(moment) == connection.ops.adapt_datetimefield_value(moment)
+    write_batch([incoming(signal_id="DT-fast", timestamp=value)], method="fast")
+    write_batch([incoming(signal_id="DT-orm", timestamp=value)], method="orm")
+    fast, orm = (Signal.objects.get(signal_id=f"DT-{kind}") for kind in ("fast", "orm"))
+    assert fast.timestamp == orm.timestamp == moment
