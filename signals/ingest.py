@@ -30,7 +30,7 @@ from django.db import DatabaseError, connection
 
 from signals import journal
 from signals.validation import clean_signal
-from signals.writer import Incoming, WriteResult, write_batch
+from signals.writer import Incoming, write_batch
 
 logger = logging.getLogger(__name__)
 
@@ -196,11 +196,12 @@ class Ingestor:
         # A broken connection must not be reused by the next attempt.
         connection.close()
 
-    def write_pending(self) -> WriteResult:
-        """Write every line appended so far, batch by batch, oldest segment first."""
+    def write_pending(self) -> dict:
+        """Write every line appended so far, batch by batch, oldest segment first; return the counts."""
         with self.lock:
             snapshot = [(segment, segment.size) for segment in self.segments]
-        result = WriteResult()
+        # Counts only: keeping every stored id of a long backlog would grow with it.
+        counts = dict.fromkeys(("stored", "duplicates", "conflicts", "quarantined"), 0)
         batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
         for segment, size in snapshot:
             while segment.read_offset < size:
@@ -225,9 +226,10 @@ class Ingestor:
                         self.first_pending_at = None
                         self.memory, self.memory_head = [], 0
                         self.memory_complete = True
-                result += written
+                for key, value in written.as_dict().items():
+                    counts[key] += value
         self._retire_finished()
-        return result
+        return counts
 
     def _kept_lines(self, segment, size, limit):
         """Return the pending lines of ``segment`` kept in memory from its read offset (not removed yet)."""

@@ -15,14 +15,14 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from signals import journal
-from signals.writer import WriteResult, write_batch
+from signals.writer import write_batch
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class FlushReport:
-    written: WriteResult = field(default_factory=WriteResult)
+    written: dict = field(default_factory=lambda: dict.fromkeys(("stored", "duplicates", "conflicts", "quarantined"), 0))
     own_stored: int = 0
     segments_replayed: int = 0
     segments_live: int = 0
@@ -31,10 +31,10 @@ class FlushReport:
 
     def as_dict(self):
         return {
-            "stored": len(self.written.stored) + self.own_stored,
-            "duplicates": self.written.duplicates,
-            "conflicts": self.written.conflicts,
-            "quarantined": self.written.quarantined,
+            "stored": self.written["stored"] + self.own_stored,
+            "duplicates": self.written["duplicates"],
+            "conflicts": self.written["conflicts"],
+            "quarantined": self.written["quarantined"],
             "segments_replayed": self.segments_replayed,
             "segments_live": self.segments_live,
             "segments_failed": self.segments_failed,
@@ -42,22 +42,24 @@ class FlushReport:
         }
 
 
-def replay_segment(claimed: journal.ClaimedSegment) -> WriteResult:
-    """Write every line of a claimed segment from its done offset, then retire it."""
+def replay_segment(claimed: journal.ClaimedSegment) -> dict:
+    """Write every line of a claimed segment from its done offset, then retire it; return the counts."""
     from signals.ingest import line_to_incoming
 
-    result = WriteResult()
+    result = dict.fromkeys(("stored", "duplicates", "conflicts", "quarantined"), 0)
     offset = claimed.start
     batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
     while offset < claimed.size:
         lines = journal.read_lines(claimed.fd, offset, claimed.size, max_lines=batch_max, final=True)
         if not lines:
             break
-        result += write_batch([line_to_incoming(claimed.name, line) for line in lines])
+        written = write_batch([line_to_incoming(claimed.name, line) for line in lines])
+        for key, value in written.as_dict().items():
+            result[key] += value
         offset = lines[-1].end
         claimed.mark_done(offset)
     claimed.retire()
-    logger.info("replayed journal segment %s: %s", claimed.name, result.as_dict())
+    logger.info("replayed journal segment %s: %s", claimed.name, result)
     return result
 
 
@@ -70,7 +72,8 @@ def replay_dead_segments(report: FlushReport | None = None) -> FlushReport:
             report.segments_live += 1
             continue
         try:
-            report.written += replay_segment(claimed)
+            for key, value in replay_segment(claimed).items():
+                report.written[key] += value
             report.segments_replayed += 1
         except (DatabaseError, OSError) as exc:
             claimed.release()

@@ -34,7 +34,7 @@ def test_corrupt_line_is_quarantined_and_the_lines_after_it_are_stored(journal_d
     damaged[30] ^= 0x01  # one flipped bit inside the JSON
     path = dead_segment(journal_dir, [good, bytes(damaged), line_for(signal_id="J-3")])
     report = replay_dead_segments()
-    assert report.written.quarantined == 1 and len(report.written.stored) == 2
+    assert report.written["quarantined"] == 1 and report.written["stored"] == 2
     assert set(Signal.objects.values_list("signal_id", flat=True)) == {"J-1", "J-3"}
     record = QuarantinedRecord.objects.get()
     assert "checksum" in record.reason and record.source == f"{path.name}@{len(good)}"
@@ -46,7 +46,7 @@ def test_torn_last_line_is_quarantined_and_nothing_before_it_is_lost(journal_dir
     torn = line_for(signal_id="T-torn")[:40]
     dead_segment(journal_dir, [*lines, torn])
     report = replay_dead_segments()
-    assert len(report.written.stored) == 3 and report.written.quarantined == 1
+    assert report.written["stored"] == 3 and report.written["quarantined"] == 1
     assert "torn last line" in QuarantinedRecord.objects.get().reason
     assert not Signal.objects.filter(signal_id="T-torn").exists()
 
@@ -60,7 +60,7 @@ def test_replay_resumes_at_the_done_offset_and_counts_replays_as_duplicates(jour
 
     write_batch([Incoming(journal.decode(line[:-1])[1], "owner") for line in lines[:3]])
     report = replay_dead_segments()
-    assert report.written.duplicates == 1 and report.written.stored == ["R-3"]
+    assert report.written["duplicates"] == 1 and report.written["stored"] == 1
     assert Signal.objects.count() == 4
     assert list(journal_dir.iterdir()) == []
 
@@ -132,3 +132,19 @@ def test_acknowledged_ids_of_a_killed_child_are_replayed_once_even_twice_flushed
     replay_dead_segments()
     replay_dead_segments()
     assert Signal.objects.filter(signal_id__in=ids).count() == 10
+
+
+def test_flush_signals_command_prints_counts(journal_dir):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    dead_segment(journal_dir, [line_for(signal_id="CMD-1"), line_for(signal_id="CMD-2"), b"garbage\n"])
+    out = io.StringIO()
+    call_command("flush_signals", "--json", stdout=out)
+    counts = json.loads(out.getvalue())
+    assert (counts["stored"], counts["quarantined"], counts["segments_replayed"]) == (2, 1, 1)
+    out = io.StringIO()
+    call_command("flush_signals", stdout=out)
+    assert out.getvalue().startswith("stored 0, duplicates 0, conflicts 0, quarantined 0")
