@@ -226,8 +226,19 @@ def memory_child(count):
     for n in range(count):
         log_signal(payload(n))
     flush_pending()
-    print(json.dumps({"signals": count, "stored": stored_count(),
-                      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    print(json.dumps({"signals": count, "stored": stored_count(), "maxrss_kib": peak_rss_kib()}))
+
+
+def peak_rss_kib():
+    """This process's peak resident memory. VmHWM, because Linux carries getrusage's
+    ru_maxrss over from the parent across fork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def memory(sizes, args, work):

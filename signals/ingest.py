@@ -102,7 +102,12 @@ class Ingestor:
         if pending >= settings.SIGNALHUB_BATCH_SIZE:
             self.wake.set()
         if self.thread is None:
-            self.start()
+            try:
+                self.start()
+            except RuntimeError as exc:
+                # The interpreter is shutting down: the line is journaled, and the
+                # periodic flush stores it once this process is gone.
+                logger.warning("no flusher thread (%s); the signal stays in the journal", exc)
 
     def _writable_segment(self, incoming_bytes) -> journal.OwnedSegment:
         active = self.active
@@ -300,6 +305,9 @@ class Ingestor:
             self.stopping = True
             self.wake.set()
             self.thread.join(timeout=max(timeout, 1.0))
+            if not self.thread.is_alive():
+                # A process that goes on (SIGINT caught) starts a new flusher on its next signal.
+                self.thread, self.stopping = None, False
         with self.lock:
             left = self.appended - self.resolved
             if left:
@@ -307,10 +315,14 @@ class Ingestor:
                                left, journal.journal_dir())
                 for segment in self.segments:
                     segment.close()
+                # Handed over to recovery: the closed segments are no longer this process's.
+                self.resolved = self.appended
+                self.first_pending_at = None
             else:
                 for segment in self.segments:
                     segment.retire()
             self.segments, self.active = [], None
+            self.memory, self.memory_head, self.memory_complete = [], 0, True
 
     def forget_after_fork(self):
         """In a forked child: close the parent's descriptors without touching its files or locks."""

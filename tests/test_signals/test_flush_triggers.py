@@ -209,3 +209,17 @@ def test_flush_task_runs_in_a_real_qcluster(journal_dir):
             os.killpg(cluster.pid, signal.SIGKILL)
             cluster.wait()
         log.close()
+
+
+def test_a_process_that_goes_on_after_the_exit_flush_keeps_flushing(journal_dir, settings):
+    # SIGINT caught by the program: the exit flush ran, then logging goes on.
+    settings.SIGNALHUB_BATCH_TIMEOUT = 3600
+    from signals.ingest import get_ingestor
+
+    first = log_signal(signal_data())
+    get_ingestor().shutdown(timeout=20)
+    assert Signal.objects.filter(signal_id=first).exists()
+    assert journal.segment_paths(journal_dir) == []
+    second = log_signal(signal_data())
+    assert flush_pending(timeout=20) == 1
+    assert Signal.objects.filter(signal_id=second).exists()
