@@ -133,8 +133,9 @@ class Ingestor:
         with self.lock:
             if self.thread is not None:
                 return
-            self.thread = threading.Thread(target=self._run, name="signalhub-flusher", daemon=True)
-            self.thread.start()
+            thread = threading.Thread(target=self._run, name="signalhub-flusher", daemon=True)
+            thread.start()
+            self.thread = thread
         _install_exit_hooks()
 
     def _run(self):
