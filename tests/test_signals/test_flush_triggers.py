@@ -192,7 +192,7 @@ def test_flush_task_runs_in_a_real_qcluster(journal_dir):
     call_command("createcachetable", verbosity=0)
     async_task("signals.tasks.flush_journals")
     env = child_env(journal_dir, SIGNALHUB_Q_WORKERS=1, SIGNALHUB_LOG_LEVEL="info")
-    log = (journal_dir.parent / "qcluster.log").open("w+")
+    log = (journal_dir.parent / "qcluster.log").open("a+")
     # Its own session, so that the cluster's forked workers can be stopped with it.
     cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=BASE_DIR, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -204,7 +204,7 @@ def test_flush_task_runs_in_a_real_qcluster(journal_dir):
     finally:
         cluster.send_signal(signal.SIGTERM)
         try:
-            cluster.wait(timeout=30)
+            cluster.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(cluster.pid, signal.SIGKILL)
             cluster.wait()
