@@ -32,6 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--signals", type=int, default=200_000, help="Signals for the throughput phase.")
     parser.add_argument("--rate", type=int, default=5000, help="Signals per second during the latency phase.")
     parser.add_argument("--latency-seconds", type=float, default=6.0)
+    parser.add_argument("--warmup-seconds", type=float, default=1.0,
+                        help="Signals logged at the same rate before latency is recorded (steady state).")
     parser.add_argument("--fsync-policies", default="floor,batch,never,always",
                         help="Latency runs in this order; floor times clean_signal alone.")
     parser.add_argument("--memory-sizes", default="100000,1000000", help="Comma-separated signal counts.")
@@ -176,7 +178,7 @@ def writer_methods(count, batch=5000):
     return results
 
 
-def latency(rate, seconds, fsync):
+def latency(rate, seconds, fsync, warmup=0.0):
     """log_signal latency while ``rate`` signals/s flow (the flusher writing meanwhile).
 
     ``fsync="floor"`` times clean_signal alone in the same loop: what validation
@@ -191,7 +193,8 @@ def latency(rate, seconds, fsync):
     if fsync != "floor":
         settings.SIGNALHUB_JOURNAL_FSYNC = fsync
     empty_tables()
-    total = int(rate * seconds)
+    skip = int(rate * warmup)
+    total = int(rate * seconds) + skip
     samples = []
     interval = 1.0 / rate
     start = time.perf_counter()
@@ -206,7 +209,9 @@ def latency(rate, seconds, fsync):
         data = payload(10_000_000 + n)
         t0 = time.perf_counter_ns()
         call(data)
-        samples.append(time.perf_counter_ns() - t0)
+        elapsed = time.perf_counter_ns() - t0
+        if n >= skip:
+            samples.append(elapsed)
     achieved = total / (time.perf_counter() - start)
     flush_pending()
     samples.sort()
@@ -214,7 +219,7 @@ def latency(rate, seconds, fsync):
     def pct(p):
         return samples[min(len(samples) - 1, int(len(samples) * p))] / 1000
 
-    return {"fsync": fsync, "samples": total, "achieved_rate": achieved, "p50_us": pct(0.50), "p99_us": pct(0.99),
+    return {"fsync": fsync, "samples": len(samples), "achieved_rate": achieved, "p50_us": pct(0.50), "p99_us": pct(0.99),
             "p999_us": pct(0.999), "max_us": samples[-1] / 1000, "mean_us": statistics.fmean(samples) / 1000}
 
 
@@ -285,7 +290,7 @@ def main():
         print(f"batch writer alone, {args.signals} validated signals in batches of 5000: bulk_create "
               f"{methods['orm']:,.0f}/s, fast path {methods['fast']:,.0f}/s ({methods['fast'] / methods['orm']:.2f}x)")
     if "latency" in phases:
-        report["latency"] = [latency(args.rate, args.latency_seconds, fsync) for fsync in args.fsync_policies.split(",")]
+        report["latency"] = [latency(args.rate, args.latency_seconds, fsync, args.warmup_seconds) for fsync in args.fsync_policies.split(",")]
         for item in report["latency"]:
             what = "clean_signal alone (floor)" if item["fsync"] == "floor" else f"log_signal, fsync={item['fsync']}"
             print(f"latency of {what} at {item['achieved_rate']:,.0f}/s: "
