@@ -196,6 +196,32 @@ LOGGING = {
 SIGNALHUB_EXPIRE_AFTER_DAYS = env_int("SIGNALHUB_EXPIRE_AFTER_DAYS", 30, minimum=1)
 
 
+# The write path: journal, batching, flushing (README "Write path") -------------
+
+# Append-only journal segments, one active per process; must be a local disk
+# (the owner's flock is how recovery proves a segment's owner is dead).
+SIGNALHUB_JOURNAL_DIR = Path(env_str("SIGNALHUB_JOURNAL_DIR") or DATA_DIR / "journal").resolve()
+# always: fdatasync before log_signal returns; batch: the flusher syncs each
+# segment when it is sealed; never: the operating system decides.
+SIGNALHUB_JOURNAL_FSYNC = env_choice("SIGNALHUB_JOURNAL_FSYNC", "batch", ("always", "batch", "never"))
+SIGNALHUB_JOURNAL_SEGMENT_BYTES = env_int("SIGNALHUB_JOURNAL_SEGMENT_BYTES", 16 * 1024 * 1024, minimum=4096)
+SIGNALHUB_JOURNAL_SEGMENT_SECONDS = env_float("SIGNALHUB_JOURNAL_SEGMENT_SECONDS", 300.0, minimum=1)
+# A write is due when this many signals are pending, or the oldest is this old.
+SIGNALHUB_BATCH_SIZE = env_int("SIGNALHUB_BATCH_SIZE", 50, minimum=1)
+SIGNALHUB_BATCH_TIMEOUT = env_float("SIGNALHUB_BATCH_TIMEOUT", 5.0, minimum=0)
+# Under load one transaction takes up to this many signals, so the writer keeps up.
+SIGNALHUB_BATCH_MAX = env_int("SIGNALHUB_BATCH_MAX", 5000, minimum=1)
+# The periodic flush (django-q2) repeats this often within each minute.
+SIGNALHUB_FLUSH_INTERVAL = env_float("SIGNALHUB_FLUSH_INTERVAL", 10.0, minimum=1)
+# Database down or locked: retry after 0.5 s, doubling up to this many seconds.
+SIGNALHUB_FLUSH_RETRY_MAX = env_float("SIGNALHUB_FLUSH_RETRY_MAX", 30.0, minimum=0.1)
+# At exit (atexit, SIGTERM, SIGINT) wait this long for pending signals to be
+# written; what is left stays in the journal for the periodic flush.
+SIGNALHUB_EXIT_FLUSH_TIMEOUT = env_float("SIGNALHUB_EXIT_FLUSH_TIMEOUT", 10.0, minimum=0)
+# fast: sqlite3 executemany / PostgreSQL COPY; orm: bulk_create (same results, slower).
+SIGNALHUB_WRITE_METHOD = env_choice("SIGNALHUB_WRITE_METHOD", "fast", ("fast", "orm"))
+
+
 # django-q2: ORM broker on the main database unless Redis is configured --------
 
 SIGNALHUB_REDIS_URL = env_str("SIGNALHUB_REDIS_URL")

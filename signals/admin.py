@@ -191,3 +191,7 @@ class SignalAdmin(admin.ModelAdmin):
             return HttpResponseBadRequest(f"Cannot export: the filters are not valid ({exc}).")
         return export.csv_response(queryset)
 
+
+
+# The write path's machine-written rows (conflicts, quarantined records) have their own module.
+from signals import admin_writepath  # noqa: E402, F401

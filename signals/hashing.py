@@ -46,8 +46,13 @@ def canonical_fields(*, signal_id, symbol, action, entry_price, target_price, st
     }
 
 
+# json.dumps(value, sort_keys=True, default=str), with the encoder built once
+# rather than on every call (this is on log_signal's hot path); same output.
+_encode_canonical = json.JSONEncoder(sort_keys=True, default=str).encode
+
+
 def canonical_json(**fields) -> str:
-    return json.dumps(canonical_fields(**fields), sort_keys=True, default=str)
+    return _encode_canonical(canonical_fields(**fields))
 
 
 def compute_hash(**fields) -> str:

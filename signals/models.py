@@ -262,3 +262,58 @@ class Signal(models.Model):
         if not updated:
             raise ValidationError({"outcome": ["The position is already closed."]})
         self.exit_price, self.exit_timestamp, self.profit_loss_pct, self.outcome = exit_price, exit_timestamp, pnl, outcome
+
+
+# What the write path could not store as a Signal ---------------------------------
+
+
+class SignalConflict(models.Model):
+    """A signal_id that arrived again with different content: the first version stays stored.
+
+    One row per distinct incoming version; seeing the same version again bumps
+    ``occurrences`` instead of adding rows (a journal replayed after a crash
+    meets the same conflict twice).
+    """
+
+    signal_id = models.CharField(max_length=MAX_LENGTHS["signal_id"])
+    stored = models.JSONField(help_text="The version kept in the ledger.")
+    incoming = models.JSONField(help_text="The version that was refused.")
+    incoming_digest = models.CharField(max_length=64, help_text="sha256 of the refused version's content.")
+    source = models.CharField(max_length=300, blank=True, default="", help_text="Journal segment or imported file.")
+    occurrences = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            # The writer upserts on this pair: one row per refused version.
+            models.UniqueConstraint(fields=["signal_id", "incoming_digest"], name="uniq_conflict_version"),
+        ]
+        indexes = [
+            # Admin list and monitoring: newest conflicts first.
+            models.Index(models.F("last_seen").desc(), name="idx_conflict_last_seen"),
+        ]
+
+    def __str__(self):
+        return f"conflict on {self.signal_id} (x{self.occurrences})"
+
+
+class QuarantinedRecord(models.Model):
+    """A journal line or imported record that can never be written, kept with the reason."""
+
+    reason = models.TextField()
+    raw = models.TextField(help_text="The record as it was read (text, possibly torn or corrupt).")
+    source = models.CharField(max_length=300, help_text="Journal segment and byte offset, or imported file and line.")
+    fingerprint = models.CharField(max_length=64, unique=True, help_text="sha256 of source and raw: a replay does not add it twice.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Admin list and monitoring: newest first.
+            models.Index(models.F("created_at").desc(), name="idx_quarantine_created"),
+        ]
+
+    def __str__(self):
+        return f"quarantined from {self.source}: {self.reason[:60]}"

@@ -2,7 +2,12 @@
 
 import logging
 
+from django.conf import settings
+
+from signalhub.schedules import repeat_for_a_minute
+from signals.ingest import flush_pending
 from signals.models import Signal
+from signals.recovery import FlushReport, replay_dead_segments
 
 logger = logging.getLogger(__name__)
 
@@ -12,3 +17,31 @@ def expire_open_signals():
     count = Signal.objects.expire_open()
     logger.info("expired %d open signals", count)
     return count
+
+
+def flush_journals(repeat=False):
+    """Store whatever the journals hold: this process's pending signals and dead processes' segments.
+
+    Returns the counts of one pass (a dict), or with ``repeat`` (the schedule)
+    the counts summed over passes every SIGNALHUB_FLUSH_INTERVAL seconds for
+    about a minute.
+    """
+    if not repeat:
+        return flush_journals_once()
+    passes = repeat_for_a_minute(flush_journals_once, settings.SIGNALHUB_FLUSH_INTERVAL)
+    total = {}
+    for counts in passes:
+        for key, value in counts.items():
+            total[key] = total.get(key, []) + value if isinstance(value, list) else total.get(key, 0) + value
+    total["passes"] = len(passes)
+    return total
+
+
+def flush_journals_once():
+    report = FlushReport()
+    report.own_stored = flush_pending(timeout=settings.SIGNALHUB_EXIT_FLUSH_TIMEOUT)
+    replay_dead_segments(report)
+    counts = report.as_dict()
+    if any(counts[key] for key in ("stored", "duplicates", "conflicts", "quarantined", "segments_failed")):
+        logger.info("journal flush: %s", counts)
+    return counts

@@ -1,0 +1,454 @@
+"""The durable write path: ``log_signal`` journals a signal, a background flusher stores it.
+
+``log_signal`` validates, appends one line to this process's journal segment and
+returns: it never waits on the database, and once it returns the signal
+survives a SIGKILL of the process (the line is in the kernel's page cache; with
+``SIGNALHUB_JOURNAL_FSYNC=always`` it also survives a power loss).
+
+One flusher thread per process reads its own segments back from the last
+committed offset and hands batches to ``signals.writer.write_batch``. A write
+is due when ``SIGNALHUB_BATCH_SIZE`` signals are pending, when the oldest has
+waited ``SIGNALHUB_BATCH_TIMEOUT`` seconds, on ``flush_pending()``, and at exit
+(atexit, SIGTERM, SIGINT). Because the flusher reads the journal rather than a
+list in memory, memory stays flat however far the database falls behind.
+If the database is down or locked, the signals stay in the journal and the
+flusher retries with backoff; what a dead process leaves behind is replayed by
+``signals.recovery`` (the periodic flush and ``manage.py flush_signals``).
+"""
+
+import asyncio
+import atexit
+import logging
+import os
+import signal
+import threading
+import time
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connection
+
+from signals import journal
+from signals.validation import clean_signal
+from signals.writer import Incoming, write_batch
+
+logger = logging.getLogger(__name__)
+
+IDLE_WAKE_SECONDS = 1.0  # the flusher looks at the clock at least this often
+FIRST_RETRY_SECONDS = 0.5
+# Cleaned values of at most this many pending signals are also kept in memory,
+# so the flusher need not parse its own lines back; beyond it (the database is
+# slow or down) it reads them from the journal and memory stays flat.
+MEMORY_RECORDS = 20_000
+
+
+def line_to_incoming(segment_name, line) -> Incoming:
+    source = f"{segment_name}@{line.offset}"
+    if line.error:
+        return Incoming(None, source, raw=line.raw, error=line.error)
+    return Incoming(line.values, source, raw=line.raw)
+
+
+class Ingestor:
+    """This process's journal segments, counters and flusher thread."""
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.pid = os.getpid()
+        self.lock = threading.Lock()  # segments and counters; held only for a write() or bookkeeping
+        self.pass_lock = threading.Lock()  # one flush pass at a time
+        self.done = threading.Condition()  # notified after every pass
+        self.wake = threading.Event()
+        self.segments: list[journal.OwnedSegment] = []
+        self.active: journal.OwnedSegment | None = None
+        self.seq = 0
+        self.appended = 0
+        self.resolved = 0
+        self.committed = 0
+        self.first_pending_at: float | None = None
+        # (segment, line) for a contiguous run of the oldest pending lines, from
+        # index memory_head on. A list with a head index rather than a deque: the
+        # flusher slices and drops whole batches in C while holding the lock, so
+        # log_signal never waits behind a Python loop over thousands of entries.
+        self.memory: list = []
+        self.memory_head = 0
+        self.memory_complete = True  # False once a pending line was not kept in memory
+        self.force_target = 0
+        self.retry_delay = 0.0
+        self.next_retry_at = 0.0
+        self.last_error: str | None = None
+        self.thread: threading.Thread | None = None
+        self.stopping = False
+
+    # Appending ------------------------------------------------------------------------
+
+    def append(self, lines: list[bytes], values: list[dict]):
+        data = b"".join(lines)
+        with self.lock:
+            segment = self._writable_segment(len(data))
+            start = segment.size
+            segment.append(data, fsync=settings.SIGNALHUB_JOURNAL_FSYNC == "always")
+            segment.lines += len(lines)
+            if self.memory_complete and len(self.memory) - self.memory_head + len(lines) <= MEMORY_RECORDS:
+                for line, cleaned in zip(lines, values):
+                    self.memory.append((segment, journal.Line(start, start + len(line), line[:-1], values=cleaned)))
+                    start += len(line)
+            else:
+                self.memory_complete = False
+            if self.appended == self.resolved:
+                self.first_pending_at = self.clock()
+            self.appended += len(lines)
+            pending = self.appended - self.resolved
+        if pending >= settings.SIGNALHUB_BATCH_SIZE:
+            self.wake.set()
+        if self.thread is None:
+            try:
+                self.start()
+            except RuntimeError as exc:
+                # The interpreter is shutting down: the line is journaled, and the
+                # periodic flush stores it once this process is gone.
+                logger.warning("no flusher thread (%s); the signal stays in the journal", exc)
+
+    def _writable_segment(self, incoming_bytes) -> journal.OwnedSegment:
+        active = self.active
+        if active is None or (active.size and active.size + incoming_bytes > settings.SIGNALHUB_JOURNAL_SEGMENT_BYTES):
+            if active is not None:
+                # Sealed: no more appends; the flusher syncs it (batch policy) and
+                # retires it once every line is stored.
+                active.sealed = True
+            self.seq += 1
+            active = journal.create_segment(journal.journal_dir(), self.seq,
+                                            fsync_dir=settings.SIGNALHUB_JOURNAL_FSYNC != "never")
+            self.segments.append(active)
+            self.active = active
+        return active
+
+    @property
+    def pending(self):
+        return self.appended - self.resolved
+
+    # The flusher ------------------------------------------------------------------------
+
+    def start(self):
+        with self.lock:
+            if self.thread is not None:
+                return
+            thread = threading.Thread(target=self._run, name="signalhub-flusher", daemon=True)
+            thread.start()
+            self.thread = thread
+        _install_exit_hooks()
+
+    def _run(self):
+        try:
+            while not self.stopping:
+                self.wake.wait(self._wait_seconds())
+                self.wake.clear()
+                if self.stopping:
+                    break
+                self.run_pass()
+        finally:
+            # This thread's own connection (Django keeps one per thread).
+            connection.close()
+
+    def _wait_seconds(self):
+        now = time.monotonic()
+        if self.next_retry_at > now:
+            return min(self.next_retry_at - now, IDLE_WAKE_SECONDS)
+        first = self.first_pending_at
+        if first is None:
+            return IDLE_WAKE_SECONDS
+        return min(max(first + settings.SIGNALHUB_BATCH_TIMEOUT - self.clock(), 0.01), IDLE_WAKE_SECONDS)
+
+    def is_due(self) -> bool:
+        if self.resolved < self.force_target:
+            return True
+        pending = self.appended - self.resolved
+        if pending >= settings.SIGNALHUB_BATCH_SIZE:
+            return True
+        first = self.first_pending_at
+        return pending > 0 and first is not None and self.clock() - first >= settings.SIGNALHUB_BATCH_TIMEOUT
+
+    def run_pass(self) -> bool:
+        """Write what is due; return True if a write was attempted and succeeded.
+
+        Database errors are logged and leave everything in the journal; the next
+        attempt waits 0.5 s, doubling up to ``SIGNALHUB_FLUSH_RETRY_MAX``.
+        """
+        with self.pass_lock:
+            try:
+                self._sync_and_rotate()
+                if not self.is_due() or time.monotonic() < self.next_retry_at:
+                    return False
+                self.write_pending()
+            except (DatabaseError, OSError) as exc:
+                self._back_off(exc)
+                return False
+            except Exception as exc:
+                logger.exception("flushing the journal failed; the signals stay in it")
+                self._back_off(exc)
+                return False
+            finally:
+                with self.done:
+                    self.done.notify_all()
+            self.retry_delay, self.next_retry_at, self.last_error = 0.0, 0.0, None
+            return True
+
+    def _back_off(self, exc):
+        self.retry_delay = min(max(FIRST_RETRY_SECONDS, self.retry_delay * 2), settings.SIGNALHUB_FLUSH_RETRY_MAX)
+        self.next_retry_at = time.monotonic() + self.retry_delay
+        self.last_error = str(exc)
+        logger.warning("could not write %d pending signals (%s); they stay in the journal, retrying in %.1f s",
+                       self.pending, exc, self.retry_delay)
+        # A broken connection must not be reused by the next attempt.
+        connection.close()
+
+    def write_pending(self) -> dict:
+        """Write every line appended so far, batch by batch, oldest segment first; return the counts."""
+        with self.lock:
+            snapshot = [(segment, segment.size) for segment in self.segments]
+        # Counts only: keeping every stored id of a long backlog would grow with it.
+        counts = dict.fromkeys(("stored", "duplicates", "conflicts", "quarantined"), 0)
+        batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
+        for segment, size in snapshot:
+            while segment.read_offset < size:
+                lines, from_memory = self._kept_lines(segment, size, batch_max), True
+                if not lines:
+                    lines, from_memory = journal.read_lines(
+                        segment.reader(), segment.read_offset, size, max_lines=batch_max, final=False), False
+                if not lines:
+                    break
+                written = write_batch([line_to_incoming(segment.name, line) for line in lines])
+                # After the commit, never before: the done offset only moves over stored lines.
+                segment.mark_done(lines[-1].end)
+                with self.lock:
+                    if from_memory:
+                        self.memory_head += len(lines)
+                        if self.memory_head > 4096 and self.memory_head * 2 > len(self.memory):
+                            del self.memory[:self.memory_head]
+                            self.memory_head = 0
+                    self.resolved += len(lines)
+                    self.committed += len(written.stored)
+                    if self.resolved == self.appended:
+                        self.first_pending_at = None
+                        self.memory, self.memory_head = [], 0
+                        self.memory_complete = True
+                for key, value in written.as_dict().items():
+                    counts[key] += value
+        self._retire_finished()
+        return counts
+
+    def _kept_lines(self, segment, size, limit):
+        """Return the pending lines of ``segment`` kept in memory from its read offset (not removed yet)."""
+        with self.lock:
+            kept = self.memory[self.memory_head:self.memory_head + limit]
+        if not kept or kept[0][0] is not segment or kept[0][1].offset != segment.read_offset:
+            return []
+        lines = []
+        for kept_segment, line in kept:
+            if kept_segment is not segment or line.end > size:
+                break
+            lines.append(line)
+        return lines
+
+    def _sync_and_rotate(self):
+        # batch: a sealed segment is synced once, here, never on log_signal's
+        # path. Syncing the active segment too (say every second) was measured
+        # to stall appends for milliseconds while the file system commits.
+        if settings.SIGNALHUB_JOURNAL_FSYNC == "batch":
+            for segment in list(self.segments):
+                if segment.sealed and segment.fd is not None and segment.synced_size < segment.size:
+                    segment.sync()
+        self._retire_finished(age_limit=settings.SIGNALHUB_JOURNAL_SEGMENT_SECONDS)
+
+    def _retire_finished(self, age_limit=None):
+        with self.lock:
+            for segment in list(self.segments):
+                finished = segment.read_offset == segment.size
+                too_old = age_limit is not None and time.monotonic() - segment.created >= age_limit
+                if segment is self.active and finished and too_old:
+                    # Everything in it is stored and it is old: start afresh on the next append.
+                    segment.sealed = True
+                    self.active = None
+                if segment.sealed and finished:
+                    segment.retire()
+                    self.segments.remove(segment)
+
+    # Flushing on demand and at exit -------------------------------------------------------
+
+    def flush(self, timeout=None) -> int:
+        """Write everything appended so far; return how many signals were stored meanwhile."""
+        if self.thread is None:
+            self.start()
+        with self.lock:
+            target = self.appended
+            committed_before = self.committed
+            self.force_target = max(self.force_target, target)
+        # An explicit flush tries now, whatever the backoff says.
+        self.next_retry_at = 0.0
+        self.wake.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.done:
+            while self.resolved < target and self.thread.is_alive():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self.done.wait(IDLE_WAKE_SECONDS if remaining is None else min(remaining, IDLE_WAKE_SECONDS))
+                if self.resolved < target:
+                    self.wake.set()
+        return self.committed - committed_before
+
+    def shutdown(self, timeout):
+        """Flush (up to ``timeout`` seconds), stop the flusher and retire the segments if all is stored."""
+        if self.pid != os.getpid():
+            return
+        if self.thread is not None and self.thread.is_alive():
+            self.flush(timeout=timeout)
+            self.stopping = True
+            self.wake.set()
+            self.thread.join(timeout=max(timeout, 1.0))
+            if not self.thread.is_alive():
+                # A process that goes on (SIGINT caught) starts a new flusher on its next signal.
+                self.thread, self.stopping = None, False
+        with self.lock:
+            left = self.appended - self.resolved
+            if left:
+                logger.warning("%d signals not yet stored stay in the journal (%s); the periodic flush will store them",
+                               left, journal.journal_dir())
+                for segment in self.segments:
+                    segment.close()
+                # Handed over to recovery: the closed segments are no longer this process's.
+                self.resolved = self.appended
+                self.first_pending_at = None
+            else:
+                for segment in self.segments:
+                    segment.retire()
+            self.segments, self.active = [], None
+            self.memory, self.memory_head, self.memory_complete = [], 0, True
+
+    def forget_after_fork(self):
+        """In a forked child: close the parent's descriptors without touching its files or locks."""
+        for segment in self.segments:
+            segment.close()
+
+
+# The process-wide ingestor ----------------------------------------------------------------
+
+_ingestor: Ingestor | None = None
+_ingestor_lock = threading.Lock()
+
+
+def get_ingestor() -> Ingestor:
+    global _ingestor
+    ingestor = _ingestor
+    if ingestor is None:
+        with _ingestor_lock:
+            if _ingestor is None:
+                _ingestor = Ingestor()
+            ingestor = _ingestor
+    return ingestor
+
+
+def current_ingestor() -> Ingestor | None:
+    return _ingestor
+
+
+def _after_fork_in_child():
+    # django-q2 forks its workers: a child must never append to, retire or
+    # unlock the parent's segments. Closing the inherited descriptors leaves
+    # the parent's flock in place (it belongs to the parent's open file).
+    global _ingestor, _ingestor_lock
+    old, _ingestor, _ingestor_lock = _ingestor, None, threading.Lock()
+    if old is not None:
+        old.forget_after_fork()
+    journal.new_process_token()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_exit_hooks_installed = False
+_previous_handlers = {}
+
+
+def _install_exit_hooks():
+    global _exit_hooks_installed
+    if _exit_hooks_installed:
+        return
+    _exit_hooks_installed = True
+    atexit.register(_flush_at_exit)
+    if threading.current_thread() is not threading.main_thread():
+        logger.debug("signal handlers not installed: the first signal was logged outside the main thread")
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        _previous_handlers[signum] = signal.getsignal(signum)
+        signal.signal(signum, _flush_on_signal)
+
+
+def _flush_at_exit():
+    ingestor = _ingestor
+    if ingestor is not None:
+        ingestor.shutdown(settings.SIGNALHUB_EXIT_FLUSH_TIMEOUT)
+
+
+def _flush_on_signal(signum, frame):
+    _flush_at_exit()
+    # Chain to whoever handled this signal before us (django-q2, Django's
+    # runserver, the default action of ending the process).
+    previous = _previous_handlers.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+# The API ----------------------------------------------------------------------------------
+
+
+def log_signal(data) -> str:
+    """Validate one signal, journal it durably and return its ``signal_id``.
+
+    Raises ``ValidationError`` naming each bad field; nothing is journaled then.
+    Never waits on the database (safe to call from async code).
+    """
+    values = clean_signal(data)
+    get_ingestor().append([journal.encode(values)], [values])
+    return values["signal_id"]
+
+
+def log_signals(iterable) -> list[str]:
+    """Validate every signal, then journal them all with one write; return their ids in order.
+
+    If any is invalid nothing is journaled; the ``ValidationError`` names each
+    bad field, its messages prefixed with the signal's position.
+    """
+    cleaned, errors = [], {}
+    for index, data in enumerate(iterable):
+        try:
+            cleaned.append(clean_signal(data))
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                errors.setdefault(field, []).extend(f"signal {index}: {message}" for message in messages)
+    if errors:
+        raise ValidationError(errors)
+    if cleaned:
+        now_ms = int(time.time() * 1000)
+        get_ingestor().append([journal.encode(values, now_ms=now_ms) for values in cleaned], cleaned)
+    return [values["signal_id"] for values in cleaned]
+
+
+def flush_pending(timeout=None) -> int:
+    """Write everything this process has journaled; return the count stored meanwhile.
+
+    Waits up to ``timeout`` seconds (None: until done). What could not be
+    written (database down) stays in the journal.
+    """
+    ingestor = current_ingestor()
+    if ingestor is None:
+        return 0
+    return ingestor.flush(timeout=timeout)
+
+
+async def aflush_pending(timeout=None) -> int:
+    """``flush_pending`` for async code: waits in a worker thread, not on the event loop."""
+    return await asyncio.to_thread(flush_pending, timeout)

@@ -1,0 +1,408 @@
+"""The journal: append-only segment files that hold every signal until it is stored.
+
+Layout (one directory, ``SIGNALHUB_JOURNAL_DIR``):
+
+- ``<host>-<pid>-<token>-<seq>.seg``: a segment. One line per signal::
+
+      <crc32 of the rest, 8 hex> <append time, ms> <cleaned values as JSON>\\n
+
+  The values are those ``clean_signal`` returned (timestamps as ISO text), so a
+  replay never validates again against a clock that has moved on. The checksum
+  tells a torn or damaged line from a good one.
+- ``<segment>.done``: the byte offset up to which the owner has stored every
+  line (written after each commit, never ahead of it). Recovery resumes there
+  and monitoring counts the backlog from there.
+
+The owner holds an exclusive ``flock`` on each of its segments for as long as it
+lives. The kernel drops the lock when the process dies, however it dies, so a
+segment whose lock can be taken has a dead owner and can be replayed safely.
+New segments are created under a ``.tmp`` name, locked, then renamed, so
+recovery never sees a segment before its owner holds the lock.
+"""
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_SUFFIX = ".seg"
+DONE_SUFFIX = ".done"
+TMP_SUFFIX = ".tmp"
+DATETIME_FIELDS = ("timestamp", "exit_timestamp", "created_at")
+# Keys and types a journal line must carry to be written as a Signal.
+REQUIRED = {"signal_id": str, "symbol": str, "action": str, "entry_price": float,
+            "confidence": float, "timestamp": str, "sha256": str}
+READ_CHUNK = 1 << 20
+
+
+class CorruptLine(Exception):
+    """A journal line that cannot be turned back into a signal (reason in args[0])."""
+
+
+def journal_dir() -> Path:
+    return Path(settings.SIGNALHUB_JOURNAL_DIR)
+
+
+# Lines ------------------------------------------------------------------------------
+
+
+# Built once: json.dumps with keyword arguments builds an encoder per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def encode(values: dict, *, now_ms: int | None = None) -> bytes:
+    """Return the journal line (bytes, newline-terminated) for one cleaned signal."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    values = dict(values)
+    for key in DATETIME_FIELDS:
+        if values.get(key) is not None:
+            values[key] = values[key].isoformat()
+    data = f"{now_ms} {_encode_json(values)}".encode()
+    return b"%08x %s\n" % (zlib.crc32(data), data)
+
+
+def decode(line: bytes) -> tuple[int, dict]:
+    """Return ``(append time in ms, cleaned values)`` of one line (without its newline)."""
+    if len(line) < 12 or line[8:9] != b" ":
+        raise CorruptLine("malformed line: no checksum prefix")
+    body = line[9:]
+    try:
+        expected = int(line[:8], 16)
+    except ValueError:
+        raise CorruptLine("malformed line: checksum is not hexadecimal") from None
+    if zlib.crc32(body) != expected:
+        raise CorruptLine("checksum mismatch: the line is damaged or torn")
+    try:
+        stamp, payload = body.split(b" ", 1)
+        appended_ms = int(stamp)
+        values = json.loads(payload)
+    except ValueError as exc:
+        raise CorruptLine(f"unreadable line: {exc}") from None
+    if not isinstance(values, dict):
+        raise CorruptLine("unreadable line: the values are not a mapping")
+    for key, kind in REQUIRED.items():
+        if not isinstance(values.get(key), kind) or isinstance(values.get(key), bool):
+            raise CorruptLine(f"{key}: missing or not {kind.__name__} in the journal line")
+    for key in DATETIME_FIELDS:
+        if values.get(key) is not None:
+            try:
+                values[key] = datetime.fromisoformat(values[key])
+            except (TypeError, ValueError):
+                raise CorruptLine(f"{key}: not an ISO-8601 date and time in the journal line") from None
+            if values[key].tzinfo is None:
+                raise CorruptLine(f"{key}: has no time zone in the journal line")
+    return appended_ms, values
+
+
+@dataclass
+class Line:
+    offset: int  # where the line starts in its segment
+    end: int  # offset just past its newline
+    raw: bytes
+    appended_ms: int | None = None
+    values: dict | None = None
+    error: str | None = None  # set when the line is corrupt or torn
+
+
+def read_lines(fd: int, start: int, end: int, *, max_lines: int, final: bool):
+    """Return the lines of ``fd`` between byte offsets ``start`` and ``end`` (at most ``max_lines``).
+
+    Only whole lines are returned. With ``final`` (a dead owner's segment, read
+    to its end) bytes after the last newline are a torn last line and come back
+    as one corrupt ``Line``.
+    """
+    lines = []
+    offset = start
+    while offset < end and len(lines) < max_lines:
+        chunk = os.pread(fd, min(READ_CHUNK, end - offset), offset)
+        if not chunk:
+            break
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            if offset + len(chunk) < end:
+                # One line longer than the chunk: read it whole.
+                chunk = os.pread(fd, end - offset, offset)
+                cut = chunk.rfind(b"\n")
+            if cut < 0:
+                if final:
+                    lines.append(Line(offset, offset + len(chunk), chunk, error="torn last line (no newline): the writer died mid-write"))
+                    offset += len(chunk)
+                break
+        position = 0
+        body = memoryview(chunk)[: cut + 1]
+        while position <= cut and len(lines) < max_lines:
+            newline = chunk.index(b"\n", position)
+            raw = bytes(body[position:newline])
+            line = Line(offset + position, offset + newline + 1, raw)
+            try:
+                line.appended_ms, line.values = decode(raw)
+            except CorruptLine as exc:
+                line.error = str(exc)
+            lines.append(line)
+            position = newline + 1
+        offset += position
+    return lines
+
+
+# Segments owned by this process ------------------------------------------------------
+
+
+@dataclass
+class OwnedSegment:
+    """A segment this process writes to (``fd``, locked) and consumes (``read_offset``)."""
+
+    path: Path
+    fd: int
+    created: float = field(default_factory=time.monotonic)
+    size: int = 0  # bytes of whole lines appended
+    lines: int = 0
+    read_offset: int = 0  # bytes whose signals are resolved (stored, duplicate, conflict, quarantined)
+    read_lines: int = 0
+    sealed: bool = False
+    synced_size: int = 0
+    read_fd: int | None = None
+    done_fd: int | None = None
+
+    @property
+    def name(self):
+        return self.path.name
+
+    def append(self, data: bytes, *, fsync: bool):
+        """Append whole lines; on a short or failed write cut the file back so no half line stays."""
+        try:
+            written = os.write(self.fd, data)
+            if written != len(data):
+                raise OSError(f"short write to the journal ({written} of {len(data)} bytes)")
+            if fsync:
+                os.fdatasync(self.fd)
+                self.synced_size = self.size + len(data)
+        except OSError:
+            os.ftruncate(self.fd, self.size)
+            os.lseek(self.fd, self.size, os.SEEK_SET)
+            raise
+        self.size += len(data)
+
+    def sync(self):
+        if self.synced_size < self.size:
+            size = self.size
+            os.fdatasync(self.fd)
+            self.synced_size = size
+
+    def reader(self) -> int:
+        if self.read_fd is None:
+            self.read_fd = os.open(self.path, os.O_RDONLY)
+        return self.read_fd
+
+    def mark_done(self, offset):
+        """Record that every line before ``offset`` is resolved (after the commit, never before)."""
+        self.read_offset = offset
+        if self.done_fd is None:
+            self.done_fd = os.open(self.path.with_name(self.name + DONE_SUFFIX), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.pwrite(self.done_fd, b"%020d\n" % offset, 0)
+
+    def retire(self):
+        """Delete the segment (all its signals are resolved), then release its lock."""
+        self.path.unlink(missing_ok=True)
+        self.path.with_name(self.name + DONE_SUFFIX).unlink(missing_ok=True)
+        self.close()
+
+    def close(self):
+        for name in ("read_fd", "done_fd", "fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(self, name, None)
+
+
+_token = os.urandom(4).hex()
+
+
+def create_segment(directory: Path, seq: int, *, fsync_dir: bool) -> OwnedSegment:
+    """Create, lock and publish a new segment for this process."""
+    global _token
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{socket.gethostname()}-{os.getpid()}-{_token}-{seq:06d}{SEGMENT_SUFFIX}"
+    tmp = directory / (name + TMP_SUFFIX)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(tmp, directory / name)
+        if fsync_dir:
+            _fsync_dir(directory)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    return OwnedSegment(path=directory / name, fd=fd)
+
+
+def new_process_token():
+    """Give a forked child its own segment names."""
+    global _token
+    _token = os.urandom(4).hex()
+
+
+def _fsync_dir(directory: Path):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# Segments of other (dead) processes ------------------------------------------------------
+
+
+def read_done_offset(path: Path) -> int:
+    try:
+        text = path.with_name(path.name + DONE_SUFFIX).read_bytes()
+        return int(text.strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+@dataclass
+class ClaimedSegment:
+    """A dead owner's segment, locked by this process for replay."""
+
+    path: Path
+    fd: int
+    size: int
+    start: int  # the dead owner's done offset
+
+    @property
+    def name(self):
+        return self.path.name
+
+    def mark_done(self, offset):
+        path = self.path.with_name(self.name + DONE_SUFFIX)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, b"%020d\n" % offset, 0)
+        finally:
+            os.close(fd)
+
+    def retire(self):
+        self.path.unlink(missing_ok=True)
+        self.path.with_name(self.name + DONE_SUFFIX).unlink(missing_ok=True)
+        self.release()
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def try_claim(path: Path) -> ClaimedSegment | None:
+    """Lock ``path`` if its owner is dead; return None while the owner lives or if it is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    try:
+        # Retired between our listing and our lock: the name is gone or reused.
+        if os.stat(path).st_ino != os.fstat(fd).st_ino:
+            os.close(fd)
+            return None
+    except FileNotFoundError:
+        os.close(fd)
+        return None
+    size = os.fstat(fd).st_size
+    return ClaimedSegment(path=path, fd=fd, size=size, start=min(read_done_offset(path), size))
+
+
+def segment_paths(directory: Path | None = None) -> list[Path]:
+    directory = directory or journal_dir()
+    try:
+        return sorted(path for path in directory.iterdir() if path.name.endswith(SEGMENT_SUFFIX))
+    except FileNotFoundError:
+        return []
+
+
+def remove_leftovers(directory: Path | None = None) -> int:
+    """Delete ``.done`` files whose segment is gone and unlocked ``.tmp`` files; return the count."""
+    directory = directory or journal_dir()
+    removed = 0
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return 0
+    names = {path.name for path in entries}
+    for path in entries:
+        if path.name.endswith(DONE_SUFFIX) and path.name[: -len(DONE_SUFFIX)] not in names:
+            path.unlink(missing_ok=True)
+            removed += 1
+        elif path.name.endswith(TMP_SUFFIX):
+            # A creator died between open and rename: nothing was ever appended to it.
+            claimed = try_claim(path)
+            if claimed is not None:
+                claimed.retire()
+                removed += 1
+    return removed
+
+
+# Monitoring ----------------------------------------------------------------------------
+
+
+def backlog_stats() -> dict:
+    """Return what the journals hold that is not yet stored (for monitoring).
+
+    Counts the lines after each segment's done offset, whoever owns it, and the
+    age of the oldest of them (from its append time). Reads only the tails.
+    """
+    from signals.models import QuarantinedRecord
+
+    directory = journal_dir()
+    pending = 0
+    oldest_ms = None
+    paths = segment_paths(directory)
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            size = os.fstat(fd).st_size
+            offset = min(read_done_offset(path), size)
+            first = True
+            while offset < size:
+                chunk = os.pread(fd, min(READ_CHUNK, size - offset), offset)
+                if not chunk:
+                    break
+                if first:
+                    newline = chunk.find(b"\n")
+                    try:
+                        stamp = int(chunk[9:newline if newline >= 0 else len(chunk)].split(b" ", 1)[0])
+                        oldest_ms = stamp if oldest_ms is None else min(oldest_ms, stamp)
+                    except ValueError:
+                        pass
+                    first = False
+                pending += chunk.count(b"\n")
+                offset += len(chunk)
+        finally:
+            os.close(fd)
+    return {
+        "pending_signals": pending,
+        "oldest_pending_age_seconds": None if oldest_ms is None else max(0.0, time.time() - oldest_ms / 1000),
+        "segments": len(paths),
+        "quarantined_records": QuarantinedRecord.objects.count(),
+        "directory": str(directory),
+    }

@@ -1,0 +1,86 @@
+"""Replaying journal segments whose owner is dead (crashed, killed, or could not flush at exit).
+
+A segment is replayed only once its flock can be taken: that proves its owner
+is gone. Replay starts at the owner's done offset, writes batch by batch
+through the same writer (so anything already stored counts as a duplicate),
+quarantines corrupt and torn lines, and retires the segment at the end. If the
+database fails half-way the segment stays, with its done offset moved on, for
+the next pass.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from signals import journal
+from signals.writer import write_batch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FlushReport:
+    written: dict = field(default_factory=lambda: dict.fromkeys(("stored", "duplicates", "conflicts", "quarantined"), 0))
+    own_stored: int = 0
+    segments_replayed: int = 0
+    segments_live: int = 0
+    segments_failed: int = 0
+    errors: list = field(default_factory=list)
+
+    def as_dict(self):
+        return {
+            "stored": self.written["stored"] + self.own_stored,
+            "duplicates": self.written["duplicates"],
+            "conflicts": self.written["conflicts"],
+            "quarantined": self.written["quarantined"],
+            "segments_replayed": self.segments_replayed,
+            "segments_live": self.segments_live,
+            "segments_failed": self.segments_failed,
+            "errors": self.errors,
+        }
+
+
+def replay_segment(claimed: journal.ClaimedSegment) -> dict:
+    """Write every line of a claimed segment from its done offset, then retire it; return the counts."""
+    from signals.ingest import line_to_incoming
+
+    result = dict.fromkeys(("stored", "duplicates", "conflicts", "quarantined"), 0)
+    offset = claimed.start
+    batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
+    while offset < claimed.size:
+        lines = journal.read_lines(claimed.fd, offset, claimed.size, max_lines=batch_max, final=True)
+        if not lines:
+            break
+        written = write_batch([line_to_incoming(claimed.name, line) for line in lines])
+        for key, value in written.as_dict().items():
+            result[key] += value
+        offset = lines[-1].end
+        claimed.mark_done(offset)
+    claimed.retire()
+    logger.info("replayed journal segment %s: %s", claimed.name, result)
+    return result
+
+
+def replay_dead_segments(report: FlushReport | None = None) -> FlushReport:
+    """Replay every segment in the journal directory whose owner is dead."""
+    report = report or FlushReport()
+    for path in journal.segment_paths():
+        claimed = journal.try_claim(path)
+        if claimed is None:
+            report.segments_live += 1
+            continue
+        try:
+            for key, value in replay_segment(claimed).items():
+                report.written[key] += value
+            report.segments_replayed += 1
+        except (DatabaseError, OSError) as exc:
+            claimed.release()
+            report.segments_failed += 1
+            report.errors.append(f"{path.name}: {exc}")
+            logger.warning("could not replay journal segment %s (%s); it stays for the next pass", path.name, exc)
+            # The database is likely down: the other segments would fail the same way.
+            break
+    journal.remove_leftovers()
+    return report

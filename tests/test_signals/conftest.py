@@ -1,0 +1,54 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+import signals.ingest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+CHILD = Path(__file__).with_name("child.py")
+
+
+@pytest.fixture
+def journal_dir(settings, tmp_path):
+    """A fresh journal directory for this test, and a fresh ingestor that is shut down after it."""
+    directory = tmp_path / "journal"
+    settings.SIGNALHUB_JOURNAL_DIR = directory
+    signals.ingest._ingestor = None
+    yield directory
+    ingestor = signals.ingest._ingestor
+    if ingestor is not None:
+        ingestor.shutdown(timeout=5)
+    signals.ingest._ingestor = None
+
+
+def database_url():
+    """DATABASE_URL of the test database, for subprocesses."""
+    config = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{config['NAME']}"
+    user = config.get("USER") or ""
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    port = f":{config['PORT']}" if config.get("PORT") else ""
+    return f"postgres://{user}{password}@{config.get('HOST') or '127.0.0.1'}{port}/{config['NAME']}"
+
+
+def child_env(journal_dir, **extra):
+    env = {**os.environ, "DATABASE_URL": database_url(), "SIGNALHUB_JOURNAL_DIR": str(journal_dir),
+           "DJANGO_SETTINGS_MODULE": "signalhub.settings", "PYTHONPATH": str(BASE_DIR),
+           "SIGNALHUB_LOG_LEVEL": "warning"}
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+def start_child(journal_dir, *args, env=None, **popen):
+    return subprocess.Popen([sys.executable, str(CHILD), *args], cwd=BASE_DIR, env=env or child_env(journal_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def acked(stdout_text):
+    """Return the signal ids a child acknowledged (only whole ``ACK <id>`` lines)."""
+    return [line.split(" ", 1)[1] for line in stdout_text.split("\n")[:-1] if line.startswith("ACK ")]
