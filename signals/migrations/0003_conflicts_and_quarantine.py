@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('signals', '0001_initial'),
+        ('signals', '0002_admin_list_indexes'),
     ]
 
     operations = [

@@ -129,3 +129,27 @@ def test_fast_path_stores_datetimes_as_django_does(value):
     write_batch([incoming(signal_id="DT-orm", timestamp=value)], method="orm")
     fast, orm = (Signal.objects.get(signal_id=f"DT-{kind}") for kind in ("fast", "orm"))
     assert fast.timestamp == orm.timestamp == moment
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_new_signal_is_queued_for_delivery_in_its_batch(method):
+    from sync.models import Delivery
+
+    write_batch([incoming(signal_id="Q-1")], method=method)
+    result = write_batch([incoming(signal_id="Q-2"), incoming(signal_id="Q-1")], method=method)
+    assert result.stored == ["Q-2"] and result.duplicates == 1
+    deliveries = Delivery.objects.filter(signal__signal_id__in=["Q-1", "Q-2"])
+    assert sorted(deliveries.values_list("signal__signal_id", "state")) == [("Q-1", "pending"), ("Q-2", "pending")]
+
+
+def test_a_batch_that_cannot_queue_its_deliveries_stores_nothing(monkeypatch):
+    # Signal and delivery rows commit together or not at all.
+    from signals import writer
+
+    def refuse(signal_ids):
+        raise RuntimeError("outbox unavailable")
+
+    monkeypatch.setattr(writer, "enqueue_deliveries", refuse)
+    with pytest.raises(RuntimeError):
+        write_batch([incoming(signal_id="Q-3")])
+    assert not Signal.objects.filter(signal_id="Q-3").exists()
