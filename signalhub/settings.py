@@ -124,6 +124,20 @@ def database_from_url(url, *, test_name=None):
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'signalhub.sqlite3'}"
 DATABASES = {"default": database_from_url(DATABASE_URL, test_name="test_signalhub.sqlite3")}
 
+
+# The archive database (operations) ----------------------------------------------
+
+# Old signals move here (`manage.py archive_signals`); it holds the same ledger
+# tables as the main database (`manage.py migrate --database archive`) and
+# nothing else. A SQLite file in the data directory unless configured.
+SIGNALHUB_ARCHIVE_DATABASE_URL = (
+    env_str("SIGNALHUB_ARCHIVE_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'signalhub_archive.sqlite3'}")
+DATABASES["archive"] = database_from_url(SIGNALHUB_ARCHIVE_DATABASE_URL, test_name="test_signalhub_archive.sqlite3")
+if DATABASES["archive"]["ENGINE"] == "django.db.backends.postgresql":
+    # Never the same test database as the main alias, even on one server.
+    DATABASES["archive"]["TEST"] = {"NAME": f"test_{DATABASES['archive']['NAME']}_archive"}
+DATABASE_ROUTERS = ["signalhub.routers.ArchiveRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Shared across processes (web, qcluster, commands) so django-q2's cluster
@@ -199,7 +213,8 @@ SIGNALHUB_EXPIRE_AFTER_DAYS = env_int("SIGNALHUB_EXPIRE_AFTER_DAYS", 30, minimum
 
 SIGNALHUB_REDIS_URL = env_str("SIGNALHUB_REDIS_URL")
 Q_CLUSTER = {
-    "name": "signalhub",
+    # Clusters (and their queues) with different names never share tasks.
+    "name": env_str("SIGNALHUB_Q_CLUSTER_NAME") or "signalhub",
     "workers": env_int("SIGNALHUB_Q_WORKERS", 2, minimum=1),
     # A task may run this long; the broker hands it out again after `retry`
     # seconds, so the timeout must stay below the retry (checked by a system check).
@@ -215,3 +230,18 @@ if SIGNALHUB_REDIS_URL:
     Q_CLUSTER["redis"] = SIGNALHUB_REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+
+# Operations: archiving, monitoring thresholds --------------------------------
+
+# The monthly archiving schedule (signals older than the given calendar months).
+SIGNALHUB_ARCHIVE_SCHEDULE_ENABLED = env_bool("SIGNALHUB_ARCHIVE_SCHEDULE_ENABLED", True)
+SIGNALHUB_ARCHIVE_MONTHS = env_int("SIGNALHUB_ARCHIVE_MONTHS", 12, minimum=1)
+# Legacy monitor defaults; which problem is a warning and which critical is in
+# signals/monitoring.py and README ("Operations").
+SIGNALHUB_MONITOR_DB_MAX_MB = env_float("SIGNALHUB_MONITOR_DB_MAX_MB", 1000, minimum=0)
+SIGNALHUB_MONITOR_WAL_MAX_MB = env_float("SIGNALHUB_MONITOR_WAL_MAX_MB", 100, minimum=0)
+SIGNALHUB_MONITOR_MIN_SIGNALS_LAST_HOUR = env_int("SIGNALHUB_MONITOR_MIN_SIGNALS_LAST_HOUR", 10, minimum=0)
+SIGNALHUB_MONITOR_MAX_MAIN_SIGNALS = env_int("SIGNALHUB_MONITOR_MAX_MAIN_SIGNALS", 100_000, minimum=1)
+# How often the cluster logs a monitor snapshot.
+SIGNALHUB_MONITOR_SNAPSHOT_MINUTES = env_int("SIGNALHUB_MONITOR_SNAPSHOT_MINUTES", 15, minimum=1)
