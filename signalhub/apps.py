@@ -15,6 +15,8 @@ class SignalHubConfig(AppConfig):
     verbose_name = "SignalHub"
 
     def ready(self):
+        from signalhub import checks  # noqa: F401  (registers the system checks)
+
         # post_migrate is sent once per app with models, after the whole plan has
         # run; listening for django_q's alone registers the schedules once.
         post_migrate.connect(_register_schedules, sender=apps.get_app_config("django_q"),
