@@ -17,6 +17,10 @@ from django.db import connections
 
 logger = logging.getLogger(__name__)
 
+# Names held by this process: a PostgreSQL advisory lock is re-entrant within
+# its session, so a second run in the same process must be refused here.
+_held = set()
+
 
 class LockHeld(Exception):
     """Another run of the same command holds the lock."""
@@ -30,6 +34,18 @@ def _advisory_key(name):
 @contextlib.contextmanager
 def command_lock(name, using="default"):
     """Hold the lock named ``name`` for the block; raise LockHeld at once if another run has it."""
+    if name in _held:
+        raise LockHeld(f"another {name} run is in progress (in this process)")
+    _held.add(name)
+    try:
+        with _lock(name, using):
+            yield
+    finally:
+        _held.discard(name)
+
+
+@contextlib.contextmanager
+def _lock(name, using):
     connection = connections[using]
     if connection.vendor == "postgresql":
         key = _advisory_key(name)

@@ -133,8 +133,10 @@ DATABASES = {"default": database_from_url(DATABASE_URL, test_name="test_signalhu
 SIGNALHUB_ARCHIVE_DATABASE_URL = (
     env_str("SIGNALHUB_ARCHIVE_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'signalhub_archive.sqlite3'}")
 DATABASES["archive"] = database_from_url(SIGNALHUB_ARCHIVE_DATABASE_URL, test_name="test_signalhub_archive.sqlite3")
-if DATABASES["archive"]["ENGINE"] == "django.db.backends.postgresql":
-    # Never the same test database as the main alias, even on one server.
+if DATABASES["archive"]["ENGINE"] == "django.db.backends.postgresql" and (
+        DATABASES["archive"]["NAME"] == DATABASES["default"].get("NAME")):
+    # Never the same test database as the main alias (the archive itself
+    # being the main database is refused by the system check signalhub.E004).
     DATABASES["archive"]["TEST"] = {"NAME": f"test_{DATABASES['archive']['NAME']}_archive"}
 DATABASE_ROUTERS = ["signalhub.routers.ArchiveRouter"]
 

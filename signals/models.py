@@ -254,3 +254,18 @@ class Signal(models.Model):
         if not updated:
             raise ValidationError({"outcome": ["The position is already closed."]})
         self.exit_price, self.exit_timestamp, self.profit_loss_pct, self.outcome = exit_price, exit_timestamp, pnl, outcome
+
+
+class ArchivedSignalManager(models.Manager.from_queryset(SignalQuerySet)):
+    def get_queryset(self):
+        return super().get_queryset().using("archive")
+
+
+class ArchivedSignal(Signal):
+    """A signal in the archive database (``archive_signals``), shown read-only in the admin."""
+
+    objects = ArchivedSignalManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "archived signal"

@@ -99,7 +99,7 @@ def _file_size(path):
 
 def _ledger_models():
     return [model for label in sorted(ARCHIVED_APPS) if apps.is_installed(label)
-            for model in apps.get_app_config(label).get_models()]
+            for model in apps.get_app_config(label).get_models() if model._meta.managed and not model._meta.proxy]
 
 
 # Sections: each returns (figures or None, [Problem, ...]) --------------------------------
