@@ -56,3 +56,9 @@ def manage(*args, env=None, **popen):
 
 def utc(*args):
     return datetime(*args, tzinfo=UTC)
+
+
+def drop_index(name, using="default"):
+    """Drop an index inside the test's transaction (rolled back with it on SQLite and PostgreSQL)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"DROP INDEX {connections[using].ops.quote_name(name)}")
