@@ -82,7 +82,7 @@ def test_rows_already_copied_by_an_interrupted_run_are_verified_and_deleted_from
     store_signals(6, created_at=OLD)
     originals = snapshot("default")
     # The state a run killed between the archive commit and the main commit leaves behind.
-    table = archive._Table(Signal)
+    table = archive._Table(Signal, same_engine=False)
     table.insert("archive", list(originals.values())[:4])
     assert counts() == (6, 4)
 
@@ -95,7 +95,7 @@ def test_rows_already_copied_by_an_interrupted_run_are_verified_and_deleted_from
 
 def test_a_stale_copy_in_the_archive_is_refreshed_from_main():
     [signal] = store_signals(1, created_at=OLD)
-    archive._Table(Signal).insert("archive", list(snapshot("default").values()))
+    archive._Table(Signal, same_engine=False).insert("archive", list(snapshot("default").values()))
     signal.close(120.0)  # the lifecycle moved on after the interrupted copy
     current = snapshot("default")
 
