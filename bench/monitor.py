@@ -11,7 +11,6 @@ median of several runs. Goal: the large ledger costs at most 2x the small.
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile

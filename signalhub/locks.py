@@ -35,7 +35,7 @@ def _advisory_key(name):
 def command_lock(name, using="default"):
     """Hold the lock named ``name`` for the block; raise LockHeld at once if another run has it."""
     if name in _held:
-        raise LockHeld(f"another {name} run is in progress (in this process)")
+        raise LockHeld(f"another run holding the {name} lock is in progress (in this process)")
     _held.add(name)
     try:
         with _lock(name, using):
@@ -52,7 +52,7 @@ def _lock(name, using):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
             if not cursor.fetchone()[0]:
-                raise LockHeld(f"another {name} run is in progress (PostgreSQL advisory lock {key})")
+                raise LockHeld(f"another run holding the {name} lock is in progress (PostgreSQL advisory lock {key})")
         try:
             yield
         finally:
@@ -68,7 +68,7 @@ def _lock(name, using):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise LockHeld(f"another {name} run is in progress (pid {holder}, lock file {path})") from None
+            raise LockHeld(f"another run holding the {name} lock is in progress (pid {holder}, lock file {path})") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

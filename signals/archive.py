@@ -86,8 +86,9 @@ class MoveResult:
     def summary_line(self):
         related = sum(self.related.values())
         if self.dry_run:
+            kept = f", {self.kept_in_source} older signals would stay (not yet delivered)" if self.kept_in_source else ""
             return (f"{self.command}: dry run, nothing changed: {self.selected} signals would move "
-                    f"from {self.source} to {self.target} (source {_mb(self.source_bytes)}, "
+                    f"from {self.source} to {self.target}{kept} (source {_mb(self.source_bytes)}, "
                     f"target {_mb(self.target_bytes)}).")
         parts = [f"{self.command}: moved {self.moved} signals and {related} related rows "
                  f"from {self.source} to {self.target} in {self.batches} batches, {self.seconds:.1f} s"]

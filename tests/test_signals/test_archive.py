@@ -7,9 +7,9 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
-from django.db import connections, models, transaction
 from django.apps import apps
+from django.core.management import CommandError, call_command
+from django.db import connections, models
 
 from signalhub.locks import command_lock
 from signals import archive

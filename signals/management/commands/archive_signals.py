@@ -20,7 +20,7 @@ def run_move(command, move, *, as_json):
     except LockHeld as exc:
         raise CommandError(str(exc), returncode=EXIT_LOCKED) from None
     except archive.ArchiveError as exc:
-        raise CommandError(f"{command.lock_name} stopped, nothing of the failed batch was deleted: {exc}",
+        raise CommandError(f"stopped; nothing of the failed batch was deleted: {exc}",
                            returncode=EXIT_FAILED) from None
     if as_json:
         command.stdout.write(json.dumps(result.as_dict(), default=str, indent=2))

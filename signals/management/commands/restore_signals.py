@@ -8,7 +8,9 @@ from signals.management.commands.archive_signals import EXIT_USAGE, run_move
 
 class Command(BaseCommand):
     help = "Move archived signals matching the selection back to the main database."
-    lock_name = "restore_signals"
+    # The archiving lock: a restore and an archive run move rows in opposite
+    # directions and would wait on each other's write locks (SQLite) if they overlapped.
+    lock_name = "archive_signals"
 
     def add_arguments(self, parser):
         parser.add_argument("--since", help="Signals created at or after this date/ISO datetime (UTC).")
