@@ -51,6 +51,10 @@ ARCHIVE = "archive"
 DEFAULT_BATCH_SIZE = 5_000
 # Bound on the parameters of one IN (...) list; SQLite allows 32,766 per statement.
 IN_CHUNK = 2_000
+# SQLite page cache for a move, in KiB (the default is 2 MiB): deleting from and
+# inserting into seven indexes touches pages all over a large file. A fixed
+# amount, so memory stays bounded whatever the number of rows moved.
+SQLITE_MOVE_CACHE_KIB = 32_768
 # Field types whose Python value must be converted for the target's driver;
 # the others (text, numbers, booleans) go to both SQLite and PostgreSQL as they are.
 _PREPARED_FIELDS = (models.DateTimeField, models.DateField, models.TimeField, models.JSONField,
@@ -376,6 +380,10 @@ def move_signals(signals, *, source, target, command, batch_size=DEFAULT_BATCH_S
     links = related_links()
     _check_links_can_move(links, target)
     _check_links_can_move(links, source)
+    for using in (source, target):
+        if connections[using].vendor == "sqlite":
+            with connections[using].cursor() as cursor:
+                cursor.execute(f"PRAGMA cache_size = -{SQLITE_MOVE_CACHE_KIB}")
     same_engine = connections[source].vendor == connections[target].vendor
     tables = {model: _Table(model, same_engine=same_engine) for model in [Signal, *(child for child, _ in links)]}
     signal_table = tables[Signal]
