@@ -132,7 +132,10 @@ DATABASES = {"default": database_from_url(DATABASE_URL, test_name="test_signalhu
 # nothing else. A SQLite file in the data directory unless configured.
 SIGNALHUB_ARCHIVE_DATABASE_URL = (
     env_str("SIGNALHUB_ARCHIVE_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'signalhub_archive.sqlite3'}")
-DATABASES["archive"] = database_from_url(SIGNALHUB_ARCHIVE_DATABASE_URL, test_name="test_signalhub_archive.sqlite3")
+try:
+    DATABASES["archive"] = database_from_url(SIGNALHUB_ARCHIVE_DATABASE_URL, test_name="test_signalhub_archive.sqlite3")
+except ValueError as exc:  # dj-database-url's errors (unknown scheme, bad port) are ValueErrors
+    raise ImproperlyConfigured(f"SIGNALHUB_ARCHIVE_DATABASE_URL is not a database URL: {exc}") from None
 if DATABASES["archive"]["ENGINE"] == "django.db.backends.postgresql" and (
         DATABASES["archive"]["NAME"] == DATABASES["default"].get("NAME")):
     # Never the same test database as the main alias (the archive itself

@@ -68,23 +68,28 @@ def count_signals(using="default", *, exact_up_to=None):
     The exact part counts at most ``exact_up_to + 1`` entries of the
     created_at index, so its cost is bounded whatever the table's size.
     Beyond it: PostgreSQL's planner estimate (pg_class.reltuples, kept by
-    ANALYZE/autovacuum); SQLite's id span, an upper bound since archived
-    and deleted ids leave gaps.
+    ANALYZE/autovacuum; used without counting when it is over twice the
+    bound); SQLite's id span, an upper bound since archived and deleted ids
+    leave gaps.
     """
     exact_up_to = exact_up_to or settings.SIGNALHUB_MONITOR_MAX_MAIN_SIGNALS
     connection = connections[using]
     table = connection.ops.quote_name(Signal._meta.db_table)
     with connection.cursor() as cursor:
+        estimate = None
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Signal._meta.db_table])
+            estimate = cursor.fetchone()[0]  # -1 until the table is first analyzed
+            # Well beyond the bound: the planner's figure, without counting anything.
+            if estimate > 2 * exact_up_to:
+                return estimate, "estimate (PostgreSQL planner statistics)"
         cursor.execute(f"SELECT COUNT(*) FROM (SELECT created_at FROM {table} ORDER BY created_at DESC LIMIT %s) AS recent",
                        [exact_up_to + 1])
         counted = cursor.fetchone()[0]
         if counted <= exact_up_to:
             return counted, "exact"
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Signal._meta.db_table])
-            estimate = cursor.fetchone()[0]
-            if estimate > exact_up_to:
-                return estimate, "estimate (PostgreSQL planner statistics)"
+        if estimate is not None and estimate > exact_up_to:
+            return estimate, "estimate (PostgreSQL planner statistics)"
         # Two subqueries: SQLite reads MIN or MAX from the index end only when alone in a query.
         cursor.execute(f"SELECT (SELECT MIN(id) FROM {table}), (SELECT MAX(id) FROM {table})")
         low, high = cursor.fetchone()
