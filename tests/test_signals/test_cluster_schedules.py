@@ -38,14 +38,19 @@ def _broker_env(broker):
     return {"SIGNALHUB_REDIS_URL": REDIS_URL}
 
 
-def _stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+def _stop(cluster):
+    """Stop the cluster and every process it started (it runs in a process group of its own)."""
+    if cluster.poll() is None:
+        cluster.send_signal(signal.SIGTERM)  # qcluster stops its sentinel and workers itself
         try:
-            process.wait(timeout=30)
+            cluster.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            pass
+    try:
+        os.killpg(cluster.pid, signal.SIGKILL)  # workers a slow shutdown left behind
+    except ProcessLookupError:
+        pass
+    cluster.wait()
 
 
 @pytest.mark.parametrize("broker", ["orm", "redis"])
@@ -57,7 +62,7 @@ def test_every_schedule_runs_through_a_real_cluster(broker, tmp_path):
                       SIGNALHUB_Q_WORKERS="1", **_broker_env(broker))
     Schedule.objects.filter(name__in=names).update(next_run=timezone.now() - timedelta(minutes=1))
     log = (tmp_path / "qcluster.log").open("w+")
-    cluster = manage("qcluster", env=env, stdout=log, stderr=subprocess.STDOUT)
+    cluster = manage("qcluster", env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline and cluster.poll() is None:
