@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from dateutil.relativedelta import relativedelta
 from django.apps import apps
@@ -185,10 +186,10 @@ def related_links(model=Signal, _seen=None):
 
 
 def _check_links_can_move(links, using):
-    for child, _ in links:
-        if not router.allow_migrate_model(using, child):
+    for model, _ in links:
+        if not router.allow_migrate_model(using, model):
             raise ImproperlyConfigured(
-                f"{child._meta.label} refers to signals but has no table in the {using!r} database; "
+                f"{model._meta.label} moves with signals but has no table in the {using!r} database; "
                 f"add its app to signalhub.routers.ARCHIVED_APPS so its rows move with their signals.")
 
 
@@ -313,13 +314,39 @@ def _read_batch(tables, links, source, signal_rows):
     return batch
 
 
-def _copy_batch(batch, target):
+def referenced_links(links):
+    """Return ``[(model, foreign key), ...]``: foreign keys of moving rows to rows that do not move.
+
+    Such rows (the sync app's Destination, which every Delivery points to) are
+    copied to the target when missing there, never deleted from the source and
+    never overwritten in the target.
+    """
+    moving = {Signal, *(child for child, _ in links)}
+    return [(model, field) for model in moving for field in model._meta.concrete_fields
+            if field.is_relation and field.related_model not in moving]
+
+
+def _copy_references(batch, references, tables, source, target):
+    for model, foreign_key in references:
+        referenced = tables[foreign_key.related_model]
+        for table, rows in batch:
+            if table.model is not model or not rows:
+                continue
+            index = table.attnames.index(foreign_key.attname)
+            keys = {row[index] for row in rows.values()} - {None}
+            missing = keys - set(referenced.read(target, "pk", keys)) if keys else set()
+            if missing:
+                referenced.insert(target, list(referenced.read(source, "pk", missing).values()))
+
+
+def _copy_batch(batch, target, *, references=(), tables=None, source=None):
     """Write the batch to the target in one transaction: insert what is missing, refresh what differs.
 
     Return ``(rows already there and equal, rows refreshed)``.
     """
     already = refreshed = 0
     with transaction.atomic(using=target):
+        _copy_references(batch, references, tables, source, target)
         for table, rows in batch:
             if not rows:
                 continue
@@ -384,8 +411,11 @@ def move_signals(signals, *, source, target, command, batch_size=DEFAULT_BATCH_S
         if connections[using].vendor == "sqlite":
             with connections[using].cursor() as cursor:
                 cursor.execute(f"PRAGMA cache_size = -{SQLITE_MOVE_CACHE_KIB}")
+    references = referenced_links(links)
+    _check_links_can_move([(foreign_key.related_model, foreign_key) for _, foreign_key in references], target)
     same_engine = connections[source].vendor == connections[target].vendor
-    tables = {model: _Table(model, same_engine=same_engine) for model in [Signal, *(child for child, _ in links)]}
+    models_involved = {Signal, *(child for child, _ in links), *(fk.related_model for _, fk in references)}
+    tables = {model: _Table(model, same_engine=same_engine) for model in models_involved}
     signal_table = tables[Signal]
     result = MoveResult(command=command, source=source, target=target)
     result.selected = signals.count()
@@ -408,7 +438,7 @@ def move_signals(signals, *, source, target, command, batch_size=DEFAULT_BATCH_S
                 signal_rows = signal_table.read(source, "pk", [pk for _, pk in page], lock=True)
                 batch = _read_batch(tables, links, source, signal_rows)
                 try:
-                    copied = _copy_batch(batch, target)
+                    copied = _copy_batch(batch, target, references=references, tables=tables, source=source)
                 except IntegrityError as exc:
                     # Rare: a signal_id the target holds under another row. Those
                     # signals stay in the source (reported); the rest is copied.
@@ -418,7 +448,7 @@ def move_signals(signals, *, source, target, command, batch_size=DEFAULT_BATCH_S
                     for pk in conflicts:
                         result.conflicts.append(signal_rows.pop(pk)[signal_table.attnames.index("signal_id")])
                     batch = _read_batch(tables, links, source, signal_rows)
-                    copied = _copy_batch(batch, target)
+                    copied = _copy_batch(batch, target, references=references, tables=tables, source=source)
                 result.already_in_target += copied[0]
                 result.refreshed_in_target += copied[1]
                 _verify_batch(batch, target)
@@ -441,8 +471,6 @@ def database_size(using):
     """Return the size in bytes of the database behind ``using`` (SQLite: the file and its WAL)."""
     connection = connections[using]
     if connection.vendor == "sqlite":
-        from pathlib import Path
-
         path = Path(connection.settings_dict["NAME"])
         return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
     if connection.vendor == "postgresql":

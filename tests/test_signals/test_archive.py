@@ -211,10 +211,17 @@ def test_a_failed_verification_deletes_nothing_from_main(monkeypatch):
 
 @pytest.fixture
 def delivery_like_models(transactional_db, django_db_blocker):
-    """Temporary models shaped like the sync app's Delivery and DeliveryAttempt, in both databases."""
+    """Temporary models shaped like the sync app's Destination, Delivery and DeliveryAttempt, in both databases."""
+
+    class ProbeDestination(models.Model):
+        name = models.CharField(max_length=20)
+
+        class Meta:
+            app_label = "signals"
 
     class ProbeDelivery(models.Model):
         signal = models.OneToOneField(Signal, on_delete=models.CASCADE, related_name="probe_delivery")
+        destination = models.ForeignKey(ProbeDestination, on_delete=models.PROTECT)
         state = models.CharField(max_length=20, default="delivered")
         delivered_at = models.DateTimeField(null=True)
 
@@ -231,24 +238,27 @@ def delivery_like_models(transactional_db, django_db_blocker):
 
     for alias in ("default", "archive"):
         with connections[alias].schema_editor() as editor:
+            editor.create_model(ProbeDestination)
             editor.create_model(ProbeDelivery)
             editor.create_model(ProbeAttempt)
-    yield ProbeDelivery, ProbeAttempt
+    yield ProbeDestination, ProbeDelivery, ProbeAttempt
     for alias in ("default", "archive"):
         with connections[alias].schema_editor() as editor:
             editor.delete_model(ProbeAttempt)
             editor.delete_model(ProbeDelivery)
-    for model in (ProbeAttempt, ProbeDelivery):
+            editor.delete_model(ProbeDestination)
+    for model in (ProbeAttempt, ProbeDelivery, ProbeDestination):
         del apps.all_models["signals"][model._meta.model_name]
     apps.clear_cache()
 
 
 def test_related_rows_move_with_their_signal_and_come_back_on_restore(delivery_like_models):
-    ProbeDelivery, ProbeAttempt = delivery_like_models
+    ProbeDestination, ProbeDelivery, ProbeAttempt = delivery_like_models
     assert [model for model, _ in archive.related_links()] == [ProbeDelivery, ProbeAttempt]
+    alpine = ProbeDestination.objects.create(name="alpine")
     signals = store_signals(3, created_at=OLD)
     for signal in signals[:2]:
-        delivery = ProbeDelivery.objects.create(signal=signal, delivered_at=OLD)
+        delivery = ProbeDelivery.objects.create(signal=signal, destination=alpine, delivered_at=OLD)
         ProbeAttempt.objects.create(delivery=delivery, status_code=503, response={"error": "busy"})
         ProbeAttempt.objects.create(delivery=delivery, status_code=200, response={"ok": True})
     deliveries = list(ProbeDelivery.objects.order_by("pk").values_list())
@@ -261,8 +271,13 @@ def test_related_rows_move_with_their_signal_and_come_back_on_restore(delivery_l
     assert not ProbeDelivery.objects.exists() and not ProbeAttempt.objects.exists()
     assert list(ProbeDelivery.objects.using("archive").order_by("pk").values_list()) == deliveries
     assert list(ProbeAttempt.objects.using("archive").order_by("pk").values_list()) == attempts
+    # The destination the deliveries point to is copied, not moved.
+    assert list(ProbeDestination.objects.values_list()) == [(alpine.pk, "alpine")]
+    assert list(ProbeDestination.objects.using("archive").values_list()) == [(alpine.pk, "alpine")]
 
+    ProbeDestination.objects.filter(pk=alpine.pk).update(name="alpine-eu")  # main's copy stays authoritative
     archive.restore_signals(since=utc(2000, 1, 1))
+    assert list(ProbeDestination.objects.values_list()) == [(alpine.pk, "alpine-eu")]
     assert list(ProbeDelivery.objects.order_by("pk").values_list()) == deliveries
     assert list(ProbeAttempt.objects.order_by("pk").values_list()) == attempts
     assert not ProbeAttempt.objects.using("archive").exists()

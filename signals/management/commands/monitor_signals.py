@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, json, watch, times, **options):
         if watch is not None and watch <= 0:
             raise CommandError("--watch must be a positive number of seconds", returncode=3)
-        shown = 0
+        shown, report = 0, None
         try:
             while True:
                 report = monitoring.gather_report()
@@ -30,7 +30,8 @@ class Command(BaseCommand):
                 self.stdout.write("")
                 time.sleep(watch)
         except KeyboardInterrupt:
-            pass
+            if report is None:
+                raise CommandError("interrupted before the first report", returncode=3) from None
         if report.exit_code:
             # The problems are in the output above; the exit code is for scripts and Nagios.
             raise CommandError(monitoring.status_line(report), returncode=report.exit_code)
