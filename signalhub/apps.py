@@ -15,6 +15,7 @@ class SignalHubConfig(AppConfig):
     verbose_name = "SignalHub"
 
     def ready(self):
+        from signalhub import checks  # noqa: F401  (registers the system checks)
         from signalhub import forking
 
         # django-q2 forks its workers; each must open its own database connections.

@@ -125,6 +125,25 @@ def database_from_url(url, *, test_name=None):
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'signalhub.sqlite3'}"
 DATABASES = {"default": database_from_url(DATABASE_URL, test_name="test_signalhub.sqlite3")}
 
+
+# The archive database (operations) ----------------------------------------------
+
+# Old signals move here (`manage.py archive_signals`); it holds the same ledger
+# tables as the main database (`manage.py migrate --database archive`) and
+# nothing else. A SQLite file in the data directory unless configured.
+SIGNALHUB_ARCHIVE_DATABASE_URL = (
+    env_str("SIGNALHUB_ARCHIVE_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'signalhub_archive.sqlite3'}")
+try:
+    DATABASES["archive"] = database_from_url(SIGNALHUB_ARCHIVE_DATABASE_URL, test_name="test_signalhub_archive.sqlite3")
+except ValueError as exc:  # dj-database-url's errors (unknown scheme, bad port) are ValueErrors
+    raise ImproperlyConfigured(f"SIGNALHUB_ARCHIVE_DATABASE_URL is not a database URL: {exc}") from None
+if DATABASES["archive"]["ENGINE"] == "django.db.backends.postgresql" and (
+        DATABASES["archive"]["NAME"] == DATABASES["default"].get("NAME")):
+    # Never the same test database as the main alias (the archive itself
+    # being the main database is refused by the system check signalhub.E004).
+    DATABASES["archive"]["TEST"] = {"NAME": f"test_{DATABASES['archive']['NAME']}_archive"}
+DATABASE_ROUTERS = ["signalhub.routers.ArchiveRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Shared across processes (web, qcluster, commands) so django-q2's cluster
@@ -226,7 +245,8 @@ SIGNALHUB_WRITE_METHOD = env_choice("SIGNALHUB_WRITE_METHOD", "fast", ("fast", "
 
 SIGNALHUB_REDIS_URL = env_str("SIGNALHUB_REDIS_URL")
 Q_CLUSTER = {
-    "name": "signalhub",
+    # Clusters (and their queues) with different names never share tasks.
+    "name": env_str("SIGNALHUB_Q_CLUSTER_NAME") or "signalhub",
     "workers": env_int("SIGNALHUB_Q_WORKERS", 2, minimum=1),
     # A task may run this long; the broker hands it out again after `retry`
     # seconds, so the timeout must stay below the retry (checked by a system check).
@@ -282,3 +302,16 @@ SIGNALHUB_SYNC_ATTEMPT_RETENTION_DAYS = env_int("SIGNALHUB_SYNC_ATTEMPT_RETENTIO
 SIGNALHUB_SYNC_REQUEUE_LIMIT = env_int("SIGNALHUB_SYNC_REQUEUE_LIMIT", 10_000, minimum=1)
 # Push: queue a delivery task right after each committed batch of signals (needs the cluster).
 SIGNALHUB_SYNC_PUSH = env_bool("SIGNALHUB_SYNC_PUSH", False)
+
+
+# Operations: archiving, monitoring thresholds --------------------------------
+
+# The monthly archiving schedule (signals older than the given calendar months).
+SIGNALHUB_ARCHIVE_SCHEDULE_ENABLED = env_bool("SIGNALHUB_ARCHIVE_SCHEDULE_ENABLED", True)
+SIGNALHUB_ARCHIVE_MONTHS = env_int("SIGNALHUB_ARCHIVE_MONTHS", 12, minimum=1)
+# Legacy monitor defaults; which problem is a warning and which critical is in
+# signals/monitoring.py and README ("Operations").
+SIGNALHUB_MONITOR_DB_MAX_MB = env_float("SIGNALHUB_MONITOR_DB_MAX_MB", 1000, minimum=0)
+SIGNALHUB_MONITOR_WAL_MAX_MB = env_float("SIGNALHUB_MONITOR_WAL_MAX_MB", 100, minimum=0)
+SIGNALHUB_MONITOR_MIN_SIGNALS_LAST_HOUR = env_int("SIGNALHUB_MONITOR_MIN_SIGNALS_LAST_HOUR", 10, minimum=0)
+SIGNALHUB_MONITOR_MAX_MAIN_SIGNALS = env_int("SIGNALHUB_MONITOR_MAX_MAIN_SIGNALS", 100_000, minimum=1)

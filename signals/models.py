@@ -317,3 +317,18 @@ class QuarantinedRecord(models.Model):
 
     def __str__(self):
         return f"quarantined from {self.source}: {self.reason[:60]}"
+
+
+class ArchivedSignalManager(models.Manager.from_queryset(SignalQuerySet)):
+    def get_queryset(self):
+        return super().get_queryset().using("archive")
+
+
+class ArchivedSignal(Signal):
+    """A signal in the archive database (``archive_signals``), shown read-only in the admin."""
+
+    objects = ArchivedSignalManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "archived signal"

@@ -73,7 +73,7 @@ def test_typed_readers_use_defaults_and_parse_values(monkeypatch):
     assert env.env_bool("X_TEST", True) is False
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases=["default", "archive"])
 def test_migrations_are_in_step_with_the_models():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 

@@ -1,4 +1,4 @@
-"""Prepare a machine to run SignalHub: migrate, cache table, admin login, demo signals.
+"""Prepare a machine to run SignalHub: migrate (main and archive), cache table, admin login, demo signals.
 
 Safe to run again: each step does only what is missing.
 """
@@ -24,6 +24,8 @@ class Command(BaseCommand):
     def handle(self, *args, demo_count, demo_days, **options):
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
+        # The archive holds the same ledger tables (see signalhub.routers).
+        call_command("migrate", database="archive", interactive=False, verbosity=0)
         call_command("createcachetable", verbosity=0)
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)

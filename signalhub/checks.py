@@ -1,0 +1,71 @@
+"""Django system checks (``manage.py check``) for SignalHub's operational settings.
+
+Ids: signalhub.E001 data directory, E002 archive location, E003 archive
+database missing, E004 archive is the main database, E005 django-q2 timeout
+not below its retry. Alpine's URL and key (E010, E011) come with the sync app:
+see ``alpine_checks`` below.
+"""
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+
+def _writable_dir(path):
+    """Return why ``path`` cannot hold SignalHub's files, or None when it can (or can be created)."""
+    path = Path(path)
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            return f"{path} does not exist and cannot be created"
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable by this user" if existing == path else (
+            f"{path} does not exist and {existing} is not writable by this user")
+    return None
+
+
+@register(Tags.database, deploy=False)
+def storage_checks(app_configs=None, **kwargs):
+    errors = []
+    reason = _writable_dir(settings.DATA_DIR)
+    if reason:
+        errors.append(Error(f"The data directory is not usable: {reason}.",
+                            hint="Set SIGNALHUB_DATA_DIR to a writable directory.", id="signalhub.E001"))
+    archive = settings.DATABASES.get("archive")
+    if not archive:
+        errors.append(Error("No 'archive' database is configured; archive_signals and restore_signals cannot run.",
+                            hint="Keep signalhub.settings' archive block, or set SIGNALHUB_ARCHIVE_DATABASE_URL.",
+                            id="signalhub.E003"))
+        return errors
+    if archive["ENGINE"] == "django.db.backends.sqlite3":
+        reason = _writable_dir(Path(archive["NAME"]).parent)
+        if reason:
+            errors.append(Error(f"The archive database's directory is not usable: {reason}.",
+                                hint="Point SIGNALHUB_ARCHIVE_DATABASE_URL at a writable location.", id="signalhub.E002"))
+    main = settings.DATABASES["default"]
+    if all(archive.get(key) == main.get(key) for key in ("ENGINE", "NAME", "HOST", "PORT")):
+        errors.append(Error("The archive database is the main database: archiving would delete what it copies.",
+                            hint="Give SIGNALHUB_ARCHIVE_DATABASE_URL a database of its own.", id="signalhub.E004"))
+    return errors
+
+
+@register(Tags.compatibility)
+def task_queue_checks(app_configs=None, **kwargs):
+    q = settings.Q_CLUSTER
+    timeout, retry = q.get("timeout"), q.get("retry")
+    if timeout is not None and retry is not None and timeout >= retry:
+        return [Error(f"The django-q2 task timeout ({timeout} s) is not below its retry ({retry} s): the broker "
+                      f"would hand a still-running task to a second worker.",
+                      hint="Set SIGNALHUB_Q_TIMEOUT below SIGNALHUB_Q_RETRY.", id="signalhub.E005")]
+    return []
+
+
+def alpine_checks(app_configs=None, **kwargs):
+    """SYNC (branch sync) goes here: signalhub.E010 Alpine URL well formed, E011 key present when sync is
+    enabled, from sync.config.alpine_config(); register it with @register(Tags.compatibility) then."""
+    return []

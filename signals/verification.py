@@ -1,0 +1,187 @@
+"""The checks of ``verify_signals``: each PASS, WARN or FAIL with its reason.
+
+Unlike the legacy verify, every check here can fail: each reads the real
+thing (the database's migration table, its index list, the cluster's status
+as ``manage.py qinfo`` shows it, the stored rows) rather than the presence of
+a module.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+from tqdm import tqdm
+
+from signalhub.schedules import all_specs, import_func
+from signals.models import Signal
+from signals.monitoring import count_signals, missing_indexes
+
+logger = logging.getLogger(__name__)
+
+PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+# A cluster whose last status report is older than this is not running.
+CLUSTER_STALE_AFTER = timedelta(seconds=30)
+DEEP_BATCH = 5_000
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    reason: str
+    number: int = 0
+    details: list | None = None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def check_database(using):
+    label = "main" if using == "default" else using
+    name = f"{label} database reachable, migrations applied"
+    connection = connections[using]
+    try:
+        connection.ensure_connection()
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Exception as exc:
+        return Check(name, FAIL, f"cannot read the {label} database ({connection.vendor}): {exc}")
+    if plan:
+        pending = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in plan[:5])
+        command = "manage.py migrate" + ("" if using == "default" else f" --database {using}")
+        return Check(name, FAIL, f"{len(plan)} migrations not applied ({pending}{', ...' if len(plan) > 5 else ''}): "
+                                 f"run {command}")
+    return Check(name, PASS, f"{connection.vendor}, all migrations applied")
+
+
+def check_indexes(usings):
+    name = f"every declared index present ({', '.join(usings)})"
+    try:
+        missing = {using: missing_indexes(using) for using in usings}
+    except Exception as exc:
+        return Check(name, FAIL, f"cannot list the indexes: {exc}")
+    absent = [f"{using}:{table}.{index}" for using, tables in missing.items() for table, names in tables.items()
+              for index in names]
+    if absent:
+        return Check(name, FAIL, f"missing: {', '.join(absent)} (run manage.py migrate; an index dropped by hand "
+                                 f"is recreated by migrating the app back and forth or by its CREATE INDEX)", details=absent)
+    return Check(name, PASS, "all present")
+
+
+def check_cluster(now):
+    from django_q.conf import Conf
+    from django_q.status import Stat
+
+    name = "django-q2 cluster running"
+    try:
+        stats = Stat.get_all()
+    except Exception as exc:
+        return Check(name, FAIL, f"cannot read the cluster status from the broker: {exc}")
+    running = [s for s in stats if s.status in (Conf.IDLE, Conf.WORKING, Conf.STARTING)
+               and now - s.timestamp < CLUSTER_STALE_AFTER]
+    if running:
+        return Check(name, PASS, ", ".join(f"{s.host} pid {s.pid} {s.status} ({len(s.workers)} workers)" for s in running))
+    if stats:
+        seen = ", ".join(f"{s.host} pid {s.pid} {s.status}, last report {(now - s.timestamp).total_seconds():.0f} s ago"
+                         for s in stats)
+        return Check(name, FAIL, f"no live cluster (stale or stopped: {seen}); start manage.py qcluster")
+    return Check(name, FAIL, "no cluster reports its status; start manage.py qcluster (make run starts one)")
+
+
+def check_schedules():
+    from django_q.models import Schedule
+
+    name = "every expected schedule present, enabled and importable"
+    problems, warnings = [], []
+    for spec in all_specs():
+        schedule = Schedule.objects.filter(name=spec.name).first()
+        if schedule is None:
+            problems.append(f"{spec.name} is missing (run manage.py migrate, which registers the schedules)")
+            continue
+        if schedule.func != spec.func:
+            problems.append(f"{spec.name} runs {schedule.func}, expected {spec.func}")
+        if schedule.repeats == 0 or schedule.next_run is None:
+            problems.append(f"{spec.name} is disabled (repeats={schedule.repeats}, next_run={schedule.next_run})")
+        try:
+            import_func(spec.func)
+        except Exception as exc:
+            problems.append(f"{spec.name}: {spec.func} cannot be imported: {exc}")
+    if not settings.SIGNALHUB_ARCHIVE_SCHEDULE_ENABLED:
+        warnings.append("monthly archiving is switched off (SIGNALHUB_ARCHIVE_SCHEDULE_ENABLED)")
+    if problems:
+        return Check(name, FAIL, "; ".join(problems), details=problems)
+    if warnings:
+        return Check(name, WARN, "; ".join(warnings))
+    return Check(name, PASS, f"{len(all_specs())} schedules")
+
+
+def check_recent_activity(now):
+    name = "recent activity"
+    latest = Signal.objects.order_by("-created_at").values_list("created_at", flat=True).first()
+    if latest is None:
+        return Check(name, WARN, "no signal stored yet")
+    age = now - latest
+    if age > timedelta(hours=1):
+        return Check(name, WARN, f"no signal in the last hour; the latest is {age.total_seconds() / 3600:.1f} h old")
+    return Check(name, PASS, f"latest signal {age.total_seconds():.0f} s ago")
+
+
+def check_hashes(usings, progress=None):
+    """Recompute every stored signal's hash (main and archive) in keyset batches; FAIL naming each mismatch."""
+    name = "every stored signal matches its verification hash"
+    mismatches = []
+    checked = 0
+    fields = ("pk", "sha256", "signal_id", "symbol", "action", "entry_price", "target_price", "stop_price",
+              "confidence", "strategy", "timestamp")
+    for using in usings:
+        total, _ = count_signals(using)
+        with tqdm(total=total, unit="signal", desc=f"hashes ({using})", file=progress, disable=progress is None) as bar:
+            last_pk = 0
+            while True:
+                # only(): the nine hashed fields, never reasoning or metadata.
+                batch = list(Signal._base_manager.using(using).filter(pk__gt=last_pk).order_by("pk").only(*fields)[:DEEP_BATCH])
+                if not batch:
+                    break
+                for signal in batch:
+                    if not signal.hash_matches():
+                        mismatches.append(f"{using}:{signal.signal_id} (pk {signal.pk})")
+                last_pk = batch[-1].pk
+                checked += len(batch)
+                bar.update(len(batch))
+    if mismatches:
+        return Check(name, FAIL, f"{len(mismatches)} of {checked} signals no longer match their hash "
+                                 f"(tampered or corrupted): {', '.join(mismatches)}", details=mismatches)
+    return Check(name, PASS, f"{checked} signals checked")
+
+
+def write_path_checks(now):
+    """WRITE PATH (branch ingest) goes here: a probe through the real path that leaves no trace,
+    and journals healthy (writable, no stale segments). Returns no check until the write path is on this branch."""
+    return []
+
+
+def sync_checks(now):
+    """SYNC (branch sync) goes here: Alpine configured and its health endpoint answering
+    (WARN with the reason when sync is off). Returns no check until the sync app is on this branch."""
+    return []
+
+
+def run_checks(*, deep=False, progress=None, now=None):
+    """Return the numbered list of Checks."""
+    now = now or timezone.now()
+    databases = {"default": check_database("default"), "archive": check_database("archive")}
+    checks = list(databases.values())
+    # The other checks read the main database; an unreadable archive only drops it from theirs.
+    if databases["default"].status != FAIL:
+        usings = [using for using, check in databases.items() if check.status != FAIL]
+        checks += [check_indexes(usings), *write_path_checks(now), check_cluster(now), check_schedules(),
+                   *sync_checks(now), check_recent_activity(now)]
+        if deep:
+            checks.append(check_hashes(usings, progress))
+    for number, check in enumerate(checks, start=1):
+        check.number = number
+    return checks

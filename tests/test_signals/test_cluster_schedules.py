@@ -1,0 +1,90 @@
+"""Every schedule runs end to end through a real ``manage.py qcluster``, with the ORM broker and with Redis.
+
+The schedules are made due, the cluster's scheduler (about every 30 s) turns
+them into tasks, its workers run them against the test databases, and the
+results land in django_q's Success/Failure tables. The Redis run fails, never
+skips, when Redis cannot be reached: CI must run both.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+from django.utils import timezone
+from django_q.models import Failure, Schedule, Success
+
+from signalhub.schedules import all_specs, ensure_schedules
+from tests.ops_support import manage, process_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, databases=["default", "archive"])]
+
+REDIS_URL = os.environ.get("SIGNALHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The scheduler runs 30 s after the cluster starts; allow for a loaded machine.
+WAIT_SECONDS = 150
+
+
+def _broker_env(broker):
+    if broker == "orm":
+        return {"SIGNALHUB_REDIS_URL": ""}
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}); the Redis broker run cannot be skipped")
+    return {"SIGNALHUB_REDIS_URL": REDIS_URL}
+
+
+def _stop(cluster):
+    """Stop the cluster and every process it started (it runs in a process group of its own)."""
+    if cluster.poll() is None:
+        cluster.send_signal(signal.SIGTERM)  # qcluster stops its sentinel and workers itself
+        try:
+            cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(cluster.pid, signal.SIGKILL)  # workers a slow shutdown left behind
+    except ProcessLookupError:
+        pass
+    cluster.wait()
+
+
+@pytest.mark.parametrize("broker", ["orm", "redis"])
+def test_every_schedule_runs_through_a_real_cluster(broker, tmp_path):
+    ensure_schedules()
+    names = [spec.name for spec in all_specs()]
+    # A cluster (and queue) of its own, so no other cluster on this machine takes the tasks.
+    env = process_env(SIGNALHUB_Q_CLUSTER_NAME=f"signalhub-test-{broker}-{os.getpid()}",
+                      SIGNALHUB_Q_WORKERS="1", **_broker_env(broker))
+    Schedule.objects.filter(name__in=names).update(next_run=timezone.now() - timedelta(minutes=1))
+    log = (tmp_path / "qcluster.log").open("w+")
+    cluster = manage("qcluster", env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline and cluster.poll() is None:
+            task_ids = [task for task in Schedule.objects.filter(name__in=names).values_list("task", flat=True) if task]
+            done = Success.objects.filter(id__in=task_ids).count() + Failure.objects.filter(id__in=task_ids).count()
+            if len(task_ids) == len(names) and done == len(names):
+                break
+            time.sleep(1)
+        verify = manage("verify_signals", "--json", env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        checks = {check["name"]: check for check in json.loads(verify.communicate(timeout=120)[0])["checks"]}
+    finally:
+        _stop(cluster)
+        log.seek(0)
+        output = log.read()
+
+    results = {schedule.name: Success.objects.filter(id=schedule.task).first() or Failure.objects.filter(id=schedule.task).first()
+               for schedule in Schedule.objects.filter(name__in=names)}
+    missing = [name for name, task in results.items() if task is None]
+    assert not missing, f"no result for {missing} within {WAIT_SECONDS} s; cluster output:\n{output[-3000:]}"
+    failed = {name: task.result for name, task in results.items() if not task.success}
+    assert not failed, f"failed tasks: {failed}"
+    assert results["signalhub.monitor_snapshot"].result in ("OK", "WARNING", "CRITICAL")
+    assert results["signalhub.archive_signals"].result.startswith("archive_signals: moved 0 signals")
+    # While it ran, verify_signals saw it the way manage.py qinfo does.
+    assert checks["django-q2 cluster running"]["status"] == "PASS", checks["django-q2 cluster running"]
