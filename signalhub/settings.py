@@ -247,7 +247,9 @@ SIGNALHUB_REDIS_URL = env_str("SIGNALHUB_REDIS_URL")
 Q_CLUSTER = {
     # Clusters (and their queues) with different names never share tasks.
     "name": env_str("SIGNALHUB_Q_CLUSTER_NAME") or "signalhub",
-    "workers": env_int("SIGNALHUB_Q_WORKERS", 2, minimum=1),
+    # The flush and delivery tasks each hold a worker for most of every minute
+    # (they repeat inside it), so two more are left for everything else.
+    "workers": env_int("SIGNALHUB_Q_WORKERS", 4, minimum=1),
     # A task may run this long; the broker hands it out again after `retry`
     # seconds, so the timeout must stay below the retry (checked by a system check).
     "timeout": env_int("SIGNALHUB_Q_TIMEOUT", 300, minimum=1),

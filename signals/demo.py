@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import connections, router, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -27,6 +27,7 @@ from signals import hashing
 from signals.ids import new_signal_id
 from signals.lifecycle import close_outcome
 from signals.models import Signal
+from sync.outbox import enqueue_deliveries
 
 CHUNK_SIZE = 5_000
 
@@ -160,6 +161,9 @@ def iter_demo_signals(count, *, days=30, seed=None, now=None):
         yield demo_signal(rng, walks[k], timestamp, now)
 
 
+_SIGNAL_ID = _FIELDS.index("signal_id")
+
+
 def generate_demo_signals(count, *, days=30, seed=None, now=None, chunk_size=CHUNK_SIZE, progress=False, using=None):
     """Store ``count`` demo signals; return how many were stored.
 
@@ -197,14 +201,20 @@ def generate_demo_signals(count, *, days=30, seed=None, now=None, chunk_size=CHU
 
 
 def _insert(connection, sql, rows):
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # COPY is several times faster than executemany for a million rows.
-            copy_sql = sql.replace("INSERT INTO", "COPY", 1).split(" VALUES ")[0] + " FROM STDIN"
-            with cursor.cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            cursor.executemany(sql, rows)
+    with transaction.atomic(using=connection.alias):
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # COPY is several times faster than executemany for a million rows.
+                copy_sql = sql.replace("INSERT INTO", "COPY", 1).split(" VALUES ")[0] + " FROM STDIN"
+                with cursor.cursor.copy(copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(sql, rows)
+        if connection.alias == DEFAULT_DB_ALIAS:
+            # Demo signals are queued for delivery like any other (the outbox
+            # works on the main database; scratch databases of the benchmarks
+            # are left without).
+            enqueue_deliveries([row[_SIGNAL_ID] for row in rows])
     return len(rows)
 

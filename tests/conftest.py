@@ -5,6 +5,10 @@ from django.db import connection
 
 
 def pytest_sessionstart(session):
+    from django.conf import settings
+
+    # WhiteNoise warns about a missing STATIC_ROOT each time the middleware loads.
+    settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
     # .ci/run sets this for its PostgreSQL run, so that a misconfigured run
     # fails instead of quietly testing SQLite twice.
     if os.environ.get("SIGNALHUB_REQUIRE_POSTGRES") == "1" and connection.vendor != "postgresql":

@@ -134,7 +134,8 @@ def test_generation_is_lazy_and_inserted_in_chunks():
     assert len(chunks) == 3
     if connection.vendor == "sqlite":
         # One executemany per chunk, which the debug cursor logs as "N times: INSERT ...".
-        inserts = [q["sql"].split(":")[0] for q in queries.captured_queries if "INSERT INTO" in q["sql"]]
+        inserts = [q["sql"].split(":")[0] for q in queries.captured_queries
+                   if q["sql"].split(":")[-1].lstrip().startswith('INSERT INTO "signals_signal"')]
         assert inserts == ["50 times", "50 times", "5 times"]
 
 
@@ -166,3 +167,11 @@ def test_command_refuses_bad_arguments(options, message):
 
     assert raised.value.returncode == 2
     assert Signal.objects.count() == 0
+
+
+def test_every_demo_signal_is_queued_for_delivery(stored):
+    from sync.models import Delivery
+
+    count, rows = stored
+    assert Delivery.objects.filter(state="pending").count() == count
+    assert set(Delivery.objects.values_list("signal_id", flat=True)) == {row.pk for row in rows}
