@@ -26,6 +26,7 @@ from django.http import HttpResponseBadRequest
 from django.urls import path
 from django.utils.html import format_html
 
+from signalhub.admin_mixins import ReadOnlyAdminMixin
 from signals import export
 from signals.admin_filters import ActionFilter, AssetTypeFilter, ConfidenceBandFilter, CreatedFilter, OutcomeFilter
 from signals.hashing import canonical_timestamp
@@ -52,7 +53,7 @@ class _QueryOnlyChangeList(SignalChangeList):
 
 
 @admin.register(Signal)
-class SignalAdmin(admin.ModelAdmin):
+class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "time_display", "symbol", "action", "entry_price", "target_price", "stop_price",
         "confidence", "outcome_display", "pnl_display", "strategy", "signal_id",
@@ -91,17 +92,6 @@ class SignalAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.concrete_fields] + [
             "hash_status", "outcome_display", "pnl_display", "timestamp_utc", "exit_timestamp_utc", "created_at_utc"]
-
-    # Permissions: a read-only ledger ---------------------------------------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     # Columns ----------------------------------------------------------------------
 

@@ -6,11 +6,12 @@ signals/admin.py. Rows move back with ``manage.py restore_signals``.
 
 from django.contrib import admin
 
+from signalhub.admin_mixins import ReadOnlyAdminMixin
 from signals.models import ArchivedSignal
 
 
 @admin.register(ArchivedSignal)
-class ArchivedSignalAdmin(admin.ModelAdmin):
+class ArchivedSignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("signal_id", "symbol", "action", "entry_price", "confidence", "outcome", "timestamp", "created_at")
     list_filter = ("action", "outcome")
     # Exact matches, so the unique signal_id index and idx_symbol_created serve them.
@@ -25,12 +26,3 @@ class ArchivedSignalAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

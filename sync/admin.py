@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from signalhub.admin_mixins import ReadOnlyAdminMixin
 from sync import delivery
 from sync.models import Delivery, DeliveryAttempt, Destination
 from sync.status import sync_summary
@@ -41,20 +42,7 @@ class AgeFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReadOnlyMixin:
-    """Rows written by the worker: staff look and act, never edit by hand."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class AttemptInline(ReadOnlyMixin, admin.TabularInline):
+class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = DeliveryAttempt
     fields = ("started_at", "trigger", "status_code", "error_class", "duration_ms", "error", "response_body")
     readonly_fields = fields
@@ -68,7 +56,7 @@ class RetryDeadForm(forms.Form):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     change_list_template = "admin/sync/delivery/change_list.html"
     list_display = ("signal_link", "symbol", "state", "attempt_count", "last_status_code", "error_class",
                     "short_error", "next_attempt_at", "queued_at", "delivered_at")
@@ -166,7 +154,7 @@ class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Destination)
-class DestinationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DestinationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("name", "paused", "paused_until", "pause_reason", "consecutive_failures", "last_success_at",
                     "last_status_code", "last_error_at", "last_error")
     readonly_fields = ("name", "consecutive_failures", "paused_until", "paused_at", "pause_reason",
