@@ -8,7 +8,6 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.utils import timezone
 
 from signals import journal, monitoring
 from signals.models import QuarantinedRecord, SignalConflict

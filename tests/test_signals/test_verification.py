@@ -15,7 +15,6 @@ from django_q.signing import SignedPackage
 from django_q.status import Stat, Status
 
 from signalhub.schedules import ensure_schedules
-from signals import verification
 from signals.models import Signal
 from tests.ops_support import drop_index, store_signals
 
