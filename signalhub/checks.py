@@ -2,8 +2,10 @@
 
 Ids: signalhub.E001 data directory, E002 archive location, E003 archive
 database missing, E004 archive is the main database, E005 django-q2 timeout
-not below its retry. Alpine's URL and key (E010, E011) come with the sync app:
-see ``alpine_checks`` below.
+not below its retry, E006 journal directory. Alpine's settings (URL well
+formed, key present when sync is on, lease against timeout) are the sync
+app's own checks, sync.E001/E002/W001/W002/I001 in sync/checks.py: one set of
+checks, not two.
 """
 
 import os
@@ -13,7 +15,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, register
 
 
-def _writable_dir(path):
+def unusable_dir_reason(path):
     """Return why ``path`` cannot hold SignalHub's files, or None when it can (or can be created)."""
     path = Path(path)
     existing = path
@@ -32,10 +34,15 @@ def _writable_dir(path):
 @register(Tags.database, deploy=False)
 def storage_checks(app_configs=None, **kwargs):
     errors = []
-    reason = _writable_dir(settings.DATA_DIR)
+    reason = unusable_dir_reason(settings.DATA_DIR)
     if reason:
         errors.append(Error(f"The data directory is not usable: {reason}.",
                             hint="Set SIGNALHUB_DATA_DIR to a writable directory.", id="signalhub.E001"))
+    reason = unusable_dir_reason(settings.SIGNALHUB_JOURNAL_DIR)
+    if reason:
+        errors.append(Error(f"The journal directory is not usable: {reason}; log_signal cannot keep any signal.",
+                            hint="Set SIGNALHUB_JOURNAL_DIR to a writable directory on a local disk.",
+                            id="signalhub.E006"))
     archive = settings.DATABASES.get("archive")
     if not archive:
         errors.append(Error("No 'archive' database is configured; archive_signals and restore_signals cannot run.",
@@ -43,7 +50,7 @@ def storage_checks(app_configs=None, **kwargs):
                             id="signalhub.E003"))
         return errors
     if archive["ENGINE"] == "django.db.backends.sqlite3":
-        reason = _writable_dir(Path(archive["NAME"]).parent)
+        reason = unusable_dir_reason(Path(archive["NAME"]).parent)
         if reason:
             errors.append(Error(f"The archive database's directory is not usable: {reason}.",
                                 hint="Point SIGNALHUB_ARCHIVE_DATABASE_URL at a writable location.", id="signalhub.E002"))
@@ -62,10 +69,4 @@ def task_queue_checks(app_configs=None, **kwargs):
         return [Error(f"The django-q2 task timeout ({timeout} s) is not below its retry ({retry} s): the broker "
                       f"would hand a still-running task to a second worker.",
                       hint="Set SIGNALHUB_Q_TIMEOUT below SIGNALHUB_Q_RETRY.", id="signalhub.E005")]
-    return []
-
-
-def alpine_checks(app_configs=None, **kwargs):
-    """SYNC (branch sync) goes here: signalhub.E010 Alpine URL well formed, E011 key present when sync is
-    enabled, from sync.config.alpine_config(); register it with @register(Tags.compatibility) then."""
     return []

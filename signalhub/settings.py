@@ -317,3 +317,7 @@ SIGNALHUB_MONITOR_DB_MAX_MB = env_float("SIGNALHUB_MONITOR_DB_MAX_MB", 1000, min
 SIGNALHUB_MONITOR_WAL_MAX_MB = env_float("SIGNALHUB_MONITOR_WAL_MAX_MB", 100, minimum=0)
 SIGNALHUB_MONITOR_MIN_SIGNALS_LAST_HOUR = env_int("SIGNALHUB_MONITOR_MIN_SIGNALS_LAST_HOUR", 10, minimum=0)
 SIGNALHUB_MONITOR_MAX_MAIN_SIGNALS = env_int("SIGNALHUB_MONITOR_MAX_MAIN_SIGNALS", 100_000, minimum=1)
+# A journal line not stored after this many seconds means the writer is stuck (critical).
+SIGNALHUB_MONITOR_JOURNAL_MAX_AGE = env_float("SIGNALHUB_MONITOR_JOURNAL_MAX_AGE", 60.0, minimum=0)
+# A delivery still on its way after this many seconds (warning, while sync is on).
+SIGNALHUB_MONITOR_UNDELIVERED_MAX_AGE = env_float("SIGNALHUB_MONITOR_UNDELIVERED_MAX_AGE", 3600.0, minimum=0)

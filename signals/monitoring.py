@@ -7,8 +7,10 @@ idx_open_timestamp, and the total is exact only up to a bound, an estimate
 
 Severity (README "Operations"): CRITICAL when signals may be lost or the
 database will slow to a crawl (a declared index is missing, a database cannot
-be read); WARNING for what needs attention soon (size, WAL, quiet or slow
-ingest, a main table that should be archived).
+be read, signals wait in the journal longer than they should); WARNING for what
+needs attention soon (size, WAL, quiet or slow ingest, a main table that should
+be archived, conflicts, quarantined records, old undelivered or dead
+deliveries, a paused destination). Sync switched off is information only.
 """
 
 import logging
@@ -32,6 +34,7 @@ WARNING, CRITICAL = "warning", "critical"
 EXIT_CODES = {"OK": 0, "WARNING": 1, "CRITICAL": 2}  # the Nagios convention
 MB = 1_048_576
 TOP_SYMBOLS = 10
+BOUNDED_COUNT = 10_000  # conflicts and quarantined records: exact up to this many
 
 
 @dataclass
@@ -225,25 +228,92 @@ def indexes_section(now):
     return figures, problems
 
 
-def write_path_section(now):
-    """WRITE PATH (branch ingest) goes here: journal backlog, conflicts, quarantine.
+def bounded_count(queryset, limit=BOUNDED_COUNT):
+    """Return ``(count, how)``: exact up to ``limit`` rows, "at least" beyond (it reads at most limit + 1)."""
+    counted = queryset.order_by().values("pk")[:limit + 1].count()
+    return (counted, "exact") if counted <= limit else (limit, f"at least (over {limit})")
 
-    From signals.journal.backlog_stats() (pending_signals, oldest_pending_age_seconds,
-    segments, quarantined_records) and counts of SignalConflict / QuarantinedRecord,
-    with a CRITICAL problem when the oldest pending record is older than 60 s.
-    Returns nothing until the write path is on this branch.
+
+def write_path_section(now):
+    """The journal backlog (signals.journal.backlog_stats), conflicts and quarantined records.
+
+    A journal line older than SIGNALHUB_MONITOR_JOURNAL_MAX_AGE is CRITICAL: the
+    signal is only in a file, not in the ledger, and the writer is stuck or down.
+    Conflicts and quarantined records are WARNINGs: someone must look at them,
+    but nothing is lost (both versions, or the raw record, are kept).
     """
-    return None, []
+    from signals.journal import backlog_stats
+    from signals.models import QuarantinedRecord, SignalConflict
+
+    stats = backlog_stats()
+    conflicts, conflicts_how = bounded_count(SignalConflict.objects.all())
+    quarantined, quarantined_how = bounded_count(QuarantinedRecord.objects.all())
+    age = stats["oldest_pending_age_seconds"]
+    figures = {
+        "journal_directory": stats["directory"],
+        "pending_signals": stats["pending_signals"],
+        "oldest_pending_age_seconds": None if age is None else round(age, 1),
+        "segments": stats["segments"],
+        "conflicts": conflicts,
+        "conflicts_count": conflicts_how,
+        "quarantined_records": quarantined,
+        "quarantined_count": quarantined_how,
+    }
+    problems = []
+    limit = settings.SIGNALHUB_MONITOR_JOURNAL_MAX_AGE
+    if age is not None and age > limit:
+        problems.append(Problem(CRITICAL, "journal_backlog", f"{stats['pending_signals']} signals wait in the journal, "
+                                f"the oldest for {age:.0f} s (over {limit:g} s): is the flush running? "
+                                "(manage.py flush_signals)"))
+    if conflicts:
+        problems.append(Problem(WARNING, "signal_conflicts", f"{'over ' if conflicts_how != 'exact' else ''}{conflicts} "
+                                "signal conflicts (a signal_id sent again with other content): see the admin"))
+    if quarantined:
+        problems.append(Problem(WARNING, "quarantined_records", f"{'over ' if quarantined_how != 'exact' else ''}"
+                                f"{quarantined} quarantined records (not stored): see the admin"))
+    return figures, problems
 
 
 def sync_section(now):
-    """SYNC (branch sync) goes here: delivery state counts, oldest undelivered, dead, paused, sync off.
+    """Delivery to Alpine, from sync.status.sync_summary().
 
-    From sync.status.sync_summary(). Sync switched off is information, not a
-    problem, and undelivered signals are then not a problem either. Returns
-    nothing until the sync app is on this branch.
+    While sync is switched off by configuration the section is information
+    only: rows wait as pending by design, so neither their age nor the rest is
+    a problem. Otherwise each is a WARNING: an undelivered signal older than
+    SIGNALHUB_MONITOR_UNDELIVERED_MAX_AGE, dead deliveries (they need a retry
+    by hand), a paused destination. The signals themselves are safe in the ledger.
     """
-    return None, []
+    from sync.status import sync_summary
+
+    summary = sync_summary(now)
+    age = summary["oldest_undelivered_age_seconds"]
+    active = summary["enabled"] and summary["configured"]
+    figures = {
+        "state": "on" if active else summary["off_reason"],
+        "counts": summary["counts"],
+        "counts_how": summary["counts_how"],
+        "oldest_undelivered_age_seconds": None if age is None else round(age, 1),
+        "dead": summary["dead"],
+        "paused": summary["paused"],
+        "paused_until": summary["paused_until"] and summary["paused_until"].isoformat(),
+        "pause_reason": summary["pause_reason"],
+        "last_success_at": summary["last_success_at"] and summary["last_success_at"].isoformat(),
+    }
+    if not active:
+        return figures, []
+    problems = []
+    limit = settings.SIGNALHUB_MONITOR_UNDELIVERED_MAX_AGE
+    if age is not None and age > limit:
+        undelivered = sum(summary["counts"][state] for state in ("pending", "sending", "retrying"))
+        problems.append(Problem(WARNING, "undelivered_old", f"{undelivered} signals not yet delivered to Alpine, "
+                                f"the oldest queued {age / 3600:.1f} h ago (over {limit / 3600:g} h)"))
+    if summary["dead"]:
+        problems.append(Problem(WARNING, "dead_deliveries", f"{summary['dead']} dead deliveries (Alpine will not get "
+                                "them without a retry: the admin's 'Retry dead deliveries since...' or manage.py resync_signals)"))
+    if summary["paused"]:
+        problems.append(Problem(WARNING, "destination_paused", f"delivery to Alpine is paused until "
+                                f"{summary['paused_until']:%Y-%m-%d %H:%M:%S} UTC: {summary['pause_reason']}"))
+    return figures, problems
 
 
 SECTIONS = [
@@ -319,10 +389,28 @@ def render_text(report):
         latest = signals["latest"]
         lines.append(f"  latest: {latest['signal_id']} {latest['symbol']} at {latest['created_at']} "
                      f"({latest['age_seconds']:.0f} s ago)" if latest else "  latest: none")
+    write_path = report.sections.get("write_path")
+    if write_path and "error" not in write_path:
+        age = write_path["oldest_pending_age_seconds"]
+        lines += ["", "Write path",
+                  f"  journal {write_path['journal_directory']}: {write_path['pending_signals']} signals pending in "
+                  f"{write_path['segments']} segments" + ("" if age is None else f", oldest {age:.0f} s"),
+                  f"  conflicts: {write_path['conflicts']} ({write_path['conflicts_count']}), "
+                  f"quarantined records: {write_path['quarantined_records']} ({write_path['quarantined_count']})"]
+    sync = report.sections.get("sync")
+    if sync and "error" not in sync:
+        age = sync["oldest_undelivered_age_seconds"]
+        lines += ["", "Sync", f"  delivery to Alpine: {sync['state']}"
+                  + (" (information, not a problem: signals wait as pending)" if sync["state"] != "on" else ""),
+                  "  deliveries: " + ", ".join(f"{state} {n}" for state, n in sync["counts"].items())
+                  + f" (delivered: {sync['counts_how']['delivered']}; the others exact)",
+                  "  oldest undelivered: " + ("none" if age is None else f"{age:.0f} s"),
+                  f"  dead: {sync['dead']}",
+                  ("  paused until " + f"{sync['paused_until']}: {sync['pause_reason']}") if sync["paused"] else "  paused: no",
+                  f"  last success: {sync['last_success_at'] or 'never'}"]
     for name in ("write_path", "sync"):
-        if name in report.sections:
-            lines += ["", name.replace("_", " ").capitalize()]
-            lines += [f"  {key}: {value}" for key, value in report.sections[name].items()]
+        if "error" in report.sections.get(name, {}):
+            lines += ["", name.replace("_", " ").capitalize(), f"  unreadable: {report.sections[name]['error']}"]
     indexes = report.sections.get("indexes")
     if indexes and "error" not in indexes:
         declared = sum(len(names) for names in indexes["declared"].values())

@@ -7,11 +7,14 @@ a module.
 """
 
 import logging
+import tempfile
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 from tqdm import tqdm
@@ -26,6 +29,7 @@ PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 # A cluster whose last status report is older than this is not running.
 CLUSTER_STALE_AFTER = timedelta(seconds=30)
 DEEP_BATCH = 5_000
+PROBE_STRATEGY = "verify_signals_probe"
 
 
 @dataclass
@@ -158,16 +162,126 @@ def check_hashes(usings, progress=None):
     return Check(name, PASS, f"{checked} signals checked")
 
 
+class _ProbeRolledBack(Exception):
+    """Raised inside the probe's transaction so that nothing it wrote is kept."""
+
+
+def probe_write_path(now):
+    """Send one probe signal through the real write path and return what each step found.
+
+    clean_signal, then a journal segment in a temporary directory (created,
+    appended, read back and retired, as the flusher does), then write_batch
+    inside a transaction that is always rolled back: the row and its delivery
+    are looked up before the rollback and must be gone after it. Nothing is
+    left in the ledger, the deliveries or the real journal directory. (On
+    PostgreSQL the id sequence still advances by one: sequences are outside
+    transactions.)
+    """
+    from signals import journal
+    from signals.ingest import line_to_incoming
+    from signals.validation import clean_signal
+    from signals.writer import write_batch
+    from sync.models import Delivery
+
+    signal_id = f"VERIFY-PROBE-{uuid.uuid4().hex[:16]}"
+    values = clean_signal({"signal_id": signal_id, "symbol": "PROBE", "action": "BUY", "entry_price": 1.0,
+                           "confidence": 0.0, "strategy": PROBE_STRATEGY, "timestamp": now}, now=now)
+    with tempfile.TemporaryDirectory(prefix="signalhub-verify-") as directory:
+        segment = journal.create_segment(Path(directory), 0, fsync_dir=False)
+        try:
+            segment.append(journal.encode(values), fsync=True)
+            lines = journal.read_lines(segment.reader(), 0, segment.size, max_lines=10, final=True)
+        finally:
+            segment.retire()
+        if len(lines) != 1 or lines[0].error or lines[0].values != values:
+            found = lines[0].error if len(lines) == 1 and lines[0].error else f"{len(lines)} lines, values differ"
+            raise AssertionError(f"the journal did not give back what was appended ({found})")
+        incoming = line_to_incoming(segment.name, lines[0])
+        leftovers = list(Path(directory).iterdir())
+        if leftovers:
+            raise AssertionError(f"the retired segment left files behind: {[p.name for p in leftovers]}")
+    seen = {}
+    try:
+        with transaction.atomic():
+            result = write_batch([incoming])
+            seen["result"] = result.as_dict()
+            seen["row"] = Signal.objects.filter(signal_id=signal_id).exists()
+            seen["delivery"] = Delivery.objects.filter(signal__signal_id=signal_id).exists()
+            raise _ProbeRolledBack
+    except _ProbeRolledBack:
+        pass
+    left = Signal._base_manager.filter(signal_id=signal_id).exists() or Delivery.objects.filter(
+        signal__signal_id=signal_id).exists()
+    return seen, left
+
+
+def check_write_path(now):
+    name = "the write path works end to end (probe, no trace left)"
+    try:
+        seen, left = probe_write_path(now)
+    except Exception as exc:
+        logger.exception("the write path probe failed")
+        return Check(name, FAIL, f"the probe failed: {exc}")
+    if left:
+        return Check(name, FAIL, "the probe's row or delivery is still stored after the rollback")
+    if seen["result"] != {"stored": 1, "duplicates": 0, "conflicts": 0, "quarantined": 0}:
+        return Check(name, FAIL, f"the probe was not stored as new: {seen['result']}")
+    if not (seen["row"] and seen["delivery"]):
+        return Check(name, FAIL, "the probe was written but " + ("its row" if not seen["row"] else "its delivery row")
+                     + " could not be read back in the same transaction")
+    return Check(name, PASS, "validated, journalled and read back, stored with its delivery row, rolled back")
+
+
+def check_journals(now):
+    from signals import journal
+    from signalhub.checks import unusable_dir_reason
+
+    name = "journals healthy (writable, no stale segments)"
+    directory = journal.journal_dir()
+    reason = unusable_dir_reason(directory)
+    if reason:
+        return Check(name, FAIL, f"the journal directory is not usable: {reason} (SIGNALHUB_JOURNAL_DIR)")
+    stats = journal.backlog_stats()
+    dead = []
+    for path in journal.segment_paths(directory):
+        claimed = journal.try_claim(path)  # taken only when its owner is dead; let go at once
+        if claimed is not None:
+            if claimed.start < claimed.size:
+                dead.append(path.name)
+            claimed.release()
+    age, limit = stats["oldest_pending_age_seconds"], settings.SIGNALHUB_MONITOR_JOURNAL_MAX_AGE
+    if age is not None and age > limit:
+        return Check(name, FAIL, f"{stats['pending_signals']} signals wait in {directory}, the oldest for {age:.0f} s "
+                                 f"(over {limit:g} s): run manage.py flush_signals and check the cluster",
+                     details=dead or None)
+    if dead:
+        return Check(name, WARN, f"{len(dead)} segments of stopped processes wait for replay ({', '.join(dead[:5])}"
+                                 f"{', ...' if len(dead) > 5 else ''}): the next flush replays them", details=dead)
+    return Check(name, PASS, f"{directory} writable; {stats['segments']} segments, "
+                             f"{stats['pending_signals']} signals pending")
+
+
 def write_path_checks(now):
-    """WRITE PATH (branch ingest) goes here: a probe through the real path that leaves no trace,
-    and journals healthy (writable, no stale segments). Returns no check until the write path is on this branch."""
-    return []
+    return [check_write_path(now), check_journals(now)]
 
 
 def sync_checks(now):
-    """SYNC (branch sync) goes here: Alpine configured and its health endpoint answering
-    (WARN with the reason when sync is off). Returns no check until the sync app is on this branch."""
-    return []
+    """Alpine configured and its health endpoint answering; WARN with the reason when sync is off."""
+    from sync import checkup
+    from sync.config import alpine_config
+
+    name = "Alpine configured and its health endpoint answering"
+    try:
+        config = alpine_config()
+    except Exception as exc:
+        return [Check(name, FAIL, f"the Alpine configuration cannot be read: {exc}")]
+    if not config.active:
+        return [Check(name, WARN, f"{config.off_reason}: signals wait as pending (not checked)")]
+    health = checkup.check_health(config)
+    if not health.passed:
+        return [Check(name, FAIL, health.found)]
+    key = "" if config.api_key else "; ARGO_API_KEY is not set (only an Alpine without a key accepts deliveries)"
+    return [Check(name, WARN if key else PASS, f"{config.health_url()}: {health.found}{key}")]
 
 
 def run_checks(*, deep=False, progress=None, now=None):

@@ -1,8 +1,28 @@
 """System checks for the delivery settings: a bad configuration is reported, not found later."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.checks import Error, Info, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+
+
+def url_problem(url):
+    """Return what is wrong with Alpine's base URL, or '' when it is well formed."""
+    if any(character.isspace() for character in url):
+        return "it contains white space"
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError on a port that is not a number in range
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be http or https"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.query or parts.fragment:
+        return "a base URL has no query or fragment"
+    return ""
 
 
 @register("sync")
@@ -14,6 +34,10 @@ def check_alpine_config(app_configs=None, **kwargs):
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="sync.E001")]
     messages = []
+    problem = url_problem(config.api_url) if config.api_url else ""
+    if problem:
+        messages.append(Error(f"ALPINE_API_URL={config.api_url!r} is not a well-formed URL: {problem}.",
+                              hint="Give the base URL of Alpine, e.g. https://alpine.internal:8000", id="sync.E002"))
     if not config.active:
         messages.append(Info(f"{config.off_reason}; signals wait as pending until it is on.", id="sync.I001"))
     elif not config.api_key:

@@ -84,6 +84,8 @@ class Delivery(models.Model):
             # Monitoring: the oldest undelivered row (sync_summary) and the admin's age filter.
             models.Index("queued_at", name="delivery_undelivered_age_idx",
                          condition=Q(state__in=UNDELIVERED_STATES)),
+            # Monitoring: the count of cancelled rows (sync_summary) without reading the table.
+            models.Index("queued_at", name="delivery_cancelled_idx", condition=Q(state="cancelled")),
         ]
         constraints = [
             # A lease has an owner and an end, or neither.

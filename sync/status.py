@@ -1,10 +1,56 @@
 """Delivery health for monitoring and the admin: sync_summary()."""
 
+from django.db import connection, models
 from django.db.models import Count, Min
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from sync.config import alpine_config
-from sync.models import Delivery, Destination
+from sync.models import UNDELIVERED_SQL, Delivery, Destination
+
+# Counting every delivered row is a scan of the whole table (one row per
+# signal, tens of millions). Counts stop at this bound; beyond it the total is
+# an estimate and ``counts_how`` says so.
+EXACT_TOTAL_UP_TO = 100_000
+
+
+def _literal_state(sql):
+    # Literals, not parameters: SQLite only uses a partial index when it can
+    # see that the query implies the index's WHERE clause (see DeliveryQuerySet.due).
+    return RawSQL(sql, [], output_field=models.BooleanField())
+
+
+def small_state_counts():
+    """Return exact counts of the states that partial indexes hold: undelivered, dead, cancelled."""
+    counts = {state: 0 for state in Delivery.State.values if state != Delivery.State.DELIVERED}
+    # delivery_due_idx and delivery_undelivered_age_idx hold exactly the undelivered rows.
+    undelivered = Delivery.objects.filter(_literal_state(UNDELIVERED_SQL))
+    for row in undelivered.order_by().values("state").annotate(n=Count("pk")):
+        counts[row["state"]] = row["n"]
+    # delivery_dead_idx and delivery_cancelled_idx hold the others.
+    for state in (Delivery.State.DEAD, Delivery.State.CANCELLED):
+        counts[state] = Delivery.objects.filter(_literal_state(f'"sync_delivery"."state" = \'{state}\'')).count()
+    return counts
+
+
+def total_deliveries(exact_up_to=None):
+    """Return ``(rows in the delivery table, how)``: exact up to ``exact_up_to``, an estimate beyond."""
+    exact_up_to = exact_up_to or EXACT_TOTAL_UP_TO
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} LIMIT %s) AS bounded", [exact_up_to + 1])
+        counted = cursor.fetchone()[0]
+        if counted <= exact_up_to:
+            return counted, "exact"
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Delivery._meta.db_table])
+            estimate = cursor.fetchone()[0]
+            if estimate > exact_up_to:
+                return estimate, "estimate (PostgreSQL planner statistics)"
+            return counted, f"at least (over {exact_up_to})"
+        cursor.execute(f"SELECT (SELECT MIN(id) FROM {table}), (SELECT MAX(id) FROM {table})")
+        low, high = cursor.fetchone()
+        return max(high - low + 1, counted), "estimate (upper bound from the id range)"
 
 
 def sync_summary(now=None):
@@ -12,13 +58,18 @@ def sync_summary(now=None):
 
     Sync being off is information (``enabled``/``configured`` false,
     ``off_reason``), not an alarm: rows wait as pending and nothing is lost.
+    Every state but ``delivered`` is counted exactly through its partial
+    index; ``delivered`` is the rest of the table, exact up to
+    EXACT_TOTAL_UP_TO rows and an estimate beyond (``counts_how``).
     """
     now = now or timezone.now()
     config = alpine_config()
-    counts = {state: 0 for state in Delivery.State.values}
-    for row in Delivery.objects.order_by().values("state").annotate(n=Count("pk")):
-        counts[row["state"]] = row["n"]
-    oldest = Delivery.objects.undelivered().aggregate(at=Min("queued_at"))["at"]
+    counts = small_state_counts()
+    total, how = total_deliveries()
+    counts = {state: counts.get(state, 0) for state in Delivery.State.values}
+    counts[Delivery.State.DELIVERED] = max(0, total - sum(counts.values()))
+    oldest = (Delivery.objects.filter(_literal_state(UNDELIVERED_SQL))
+              .aggregate(at=Min("queued_at"))["at"])
     destination = Destination.objects.alpine()
     paused = destination.is_paused(now)
     return {
@@ -26,6 +77,7 @@ def sync_summary(now=None):
         "configured": config.configured,
         "off_reason": config.off_reason,
         "counts": counts,
+        "counts_how": {"delivered": how, "others": "exact"},
         "oldest_undelivered_age_seconds": (now - oldest).total_seconds() if oldest else None,
         "dead": counts[Delivery.State.DEAD],
         "paused": paused,

@@ -44,6 +44,19 @@ def test_archive_that_is_the_main_database_is_e004(settings):
     assert "signalhub.E004" in ids(checks.storage_checks())
 
 
+def test_unusable_journal_directory_is_e006(settings, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    settings.SIGNALHUB_JOURNAL_DIR = blocker / "journal"
+    [error] = checks.storage_checks()
+    assert error.id == "signalhub.E006" and "log_signal cannot keep any signal" in error.msg
+
+
+def test_journal_directory_that_can_be_created_is_fine(settings, tmp_path):
+    settings.SIGNALHUB_JOURNAL_DIR = tmp_path / "not-yet" / "journal"
+    assert checks.storage_checks() == []
+
+
 @pytest.mark.parametrize("timeout, retry", [(360, 360), (600, 360)])
 def test_task_timeout_not_below_retry_is_e005(settings, timeout, retry):
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": timeout, "retry": retry}
@@ -83,3 +96,74 @@ def test_config_gives_setup_help_and_fails_on_a_bad_setting(settings, monkeypatc
     assert "Setup help:" in out.getvalue()
     assert "- DJANGO_SECRET_KEY: development key from the data directory" in out.getvalue()
     assert "- signalhub.E005:" in out.getvalue()
+
+
+@pytest.fixture
+def alpine_env(monkeypatch):
+    for name in ("ALPINE_API_URL", "ARGO_API_KEY", "ALPINE_SYNC_ENABLED", "SIGNALHUB_CONFIG_FILE", "ALPINE_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def config_report(*args):
+    out = StringIO()
+    try:
+        call_command("check_signal_config", "--json", *args, stdout=out)
+        code = 0
+    except CommandError as error:
+        code = error.returncode
+    report = json.loads(out.getvalue())
+    return code, {entry["name"]: entry for entry in report["settings"]}, report["problems"]
+
+
+def test_alpine_settings_show_their_real_sources_and_the_key_masked(alpine_env, tmp_path):
+    key = "file-key-abcdefghijklmnop"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"alpine": {"api_url": "http://file.example:9000", "api_key": key}}))
+    alpine_env.setenv("SIGNALHUB_CONFIG_FILE", str(path))
+    alpine_env.setenv("ALPINE_SYNC_ENABLED", "true")
+
+    code, entries, problems = config_report()
+
+    assert code == 0 and problems == []
+    assert entries["ALPINE_API_URL"]["value"] == "http://file.example:9000"
+    assert entries["ALPINE_API_URL"]["source"] == "config file"
+    assert entries["ARGO_API_KEY"]["source"] == "config file"
+    assert entries["ARGO_API_KEY"]["value"] == "fi****op (25 characters)"
+    assert entries["ALPINE_SYNC_ENABLED"]["source"] == "environment"
+    assert entries["ALPINE_TIMEOUT"]["source"] == "default"
+    assert entries["SIGNALHUB_CONFIG_FILE"] == {**entries["SIGNALHUB_CONFIG_FILE"], "value": str(path), "source": "environment"}
+    assert entries["SIGNALHUB_JOURNAL_DIR"]["source"] == "default"
+    assert entries["SIGNALHUB_SYNC_BATCH_SIZE"]["value"] == "100"
+    assert entries["SIGNALHUB_MONITOR_JOURNAL_MAX_AGE"]["value"] == "60.0"
+
+
+def test_environment_wins_and_the_key_never_shows(alpine_env):
+    key = "env-key-0123456789abcdefXYZ"
+    alpine_env.setenv("ALPINE_API_URL", "https://alpine.internal")
+    alpine_env.setenv("ARGO_API_KEY", key)
+    alpine_env.setenv("SIGNALHUB_JOURNAL_FSYNC", "always")
+    out = StringIO()
+    call_command("check_signal_config", stdout=out)
+    assert key not in out.getvalue()
+    code, entries, _ = config_report()
+    assert (entries["ALPINE_API_URL"]["source"], entries["ARGO_API_KEY"]["source"]) == ("environment", "environment")
+    assert entries["SIGNALHUB_JOURNAL_FSYNC"]["source"] == "environment"
+
+
+def test_missing_alpine_settings_get_setup_help(alpine_env):
+    out = StringIO()
+    call_command("check_signal_config", stdout=out)
+    assert "- ALPINE_API_URL: set ALPINE_API_URL (or alpine.api_url in SIGNALHUB_CONFIG_FILE)" in out.getvalue()
+
+    alpine_env.setenv("ALPINE_API_URL", "http://alpine.internal")
+    code, entries, problems = config_report()
+    assert "set ARGO_API_KEY" in entries["ARGO_API_KEY"]["help"]
+    assert code == 0 and [p["id"] for p in problems] == ["sync.W001"]  # a warning: shown, not a failure
+
+
+def test_a_bad_alpine_url_fails_the_command(alpine_env):
+    alpine_env.setenv("ALPINE_API_URL", "ftp://alpine.internal")
+    code, entries, problems = config_report()
+    assert code == 1 and [p["id"] for p in problems] == ["sync.E001"]
+    assert "must start with http://" in entries["ALPINE_API_URL"]["help"]

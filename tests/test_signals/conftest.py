@@ -52,3 +52,28 @@ def start_child(journal_dir, *args, env=None, **popen):
 def acked(stdout_text):
     """Return the signal ids a child acknowledged (only whole ``ACK <id>`` lines)."""
     return [line.split(" ", 1)[1] for line in stdout_text.split("\n")[:-1] if line.startswith("ACK ")]
+
+
+ALPINE_STUB_KEY = "stub-key-0123456789abcdef"
+
+
+@pytest.fixture
+def sync_off(monkeypatch):
+    """Delivery to Alpine switched off by configuration (no ALPINE_API_URL)."""
+    for name in ("ALPINE_API_URL", "ARGO_API_KEY", "ALPINE_SYNC_ENABLED", "SIGNALHUB_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def alpine_stub(monkeypatch, settings):
+    """The real Alpine stub on an ephemeral loopback port, configured as SignalHub's Alpine."""
+    from sync.stub import AlpineStub
+
+    settings.ALPINE_TIMEOUT = 2.0
+    server = AlpineStub(key=ALPINE_STUB_KEY, seed=7).start()
+    monkeypatch.setenv("ALPINE_API_URL", server.url)
+    monkeypatch.setenv("ARGO_API_KEY", ALPINE_STUB_KEY)
+    monkeypatch.delenv("ALPINE_SYNC_ENABLED", raising=False)
+    monkeypatch.delenv("SIGNALHUB_CONFIG_FILE", raising=False)
+    yield server
+    server.stop()

@@ -14,6 +14,8 @@ from django.db import connections, models
 from signalhub.locks import command_lock
 from signals import archive
 from signals.models import Signal
+from sync.models import Delivery, DeliveryAttempt, Destination
+from sync.outbox import enqueue_deliveries
 from tests.ops_support import manage, snapshot, store_signals, utc
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "archive"])
@@ -181,10 +183,73 @@ HOLD_LOCK = (
 )
 
 
-def test_undelivered_filter_keeps_the_selection_while_the_sync_app_is_not_installed():
-    assert not apps.is_installed("sync")
+def _deliver(signals, state, **fields):
+    """Give each signal its Delivery in ``state`` (and, once attempted, two attempts); return the deliveries."""
+    enqueue_deliveries([signal.signal_id for signal in signals])
+    Delivery.objects.filter(signal__in=signals).update(state=state, **fields)
+    deliveries = list(Delivery.objects.filter(signal__in=signals).order_by("pk"))
+    for delivery in deliveries:
+        for status_code in (503, 200):
+            DeliveryAttempt.objects.create(delivery=delivery, started_at=OLD, finished_at=OLD, duration_ms=12,
+                                           status_code=status_code, error="busy" if status_code == 503 else "")
+    return deliveries
+
+
+def test_undelivered_signals_stay_in_main_unless_include_undelivered():
+    pending, retrying, sending, delivered, dead = (store_signals(1, created_at=OLD)[0] for _ in range(5))
+    [legacy] = store_signals(1, created_at=OLD)  # stored before deliveries existed: nothing to wait for
+    _deliver([pending], Delivery.State.PENDING)
+    _deliver([retrying], Delivery.State.RETRYING)
+    _deliver([sending], Delivery.State.SENDING)
+    _deliver([delivered], Delivery.State.DELIVERED, delivered_at=OLD)
+    _deliver([dead], Delivery.State.DEAD)
     selection = Signal._base_manager.using("default").filter(created_at__lt=CUTOFF)
-    assert archive.keep_undelivered_in_main(selection) is selection
+    assert set(archive.keep_undelivered_in_main(selection).values_list("pk", flat=True)) == {
+        delivered.pk, dead.pk, legacy.pk}
+
+    output = run("archive_signals", "--before", "2025-01-01")
+
+    assert "moved 3 signals" in output
+    assert set(Signal.objects.values_list("pk", flat=True)) == {pending.pk, retrying.pk, sending.pk}
+    assert set(Delivery.objects.values_list("state", flat=True)) == {"pending", "retrying", "sending"}
+
+    output = run("archive_signals", "--before", "2025-01-01", "--include-undelivered")
+
+    assert "moved 3 signals" in output and counts() == (0, 6)
+    assert Delivery.objects.using("archive").count() == 5 and not Delivery.objects.exists()
+
+
+def test_deliveries_and_attempts_move_with_their_signal_and_come_back_on_restore():
+    assert [model for model, _ in archive.related_links()] == [Delivery, DeliveryAttempt]
+    alpine = Destination.objects.alpine()
+    signals = store_signals(3, created_at=OLD)
+    _deliver(signals[:2], Delivery.State.DELIVERED, delivered_at=OLD, alpine_signal_id="A-1")
+    test_attempt = DeliveryAttempt.objects.create(  # test_alpine_sync's attempt: belongs to no signal
+        delivery=None, trigger="test", started_at=OLD, finished_at=OLD, duration_ms=5, status_code=200)
+    deliveries = list(Delivery.objects.order_by("pk").values_list())
+    attempts = list(DeliveryAttempt.objects.exclude(pk=test_attempt.pk).order_by("pk").values_list())
+    destination = list(Destination.objects.values_list())
+
+    result = archive.archive_signals(cutoff=CUTOFF, batch_size=2)
+
+    assert result.moved == 3
+    assert result.related == {"sync.Delivery": 2, "sync.DeliveryAttempt": 4}
+    assert not Delivery.objects.exists()
+    assert list(DeliveryAttempt.objects.values_list("pk", flat=True)) == [test_attempt.pk]
+    # Same ids, every column equal.
+    assert list(Delivery.objects.using("archive").order_by("pk").values_list()) == deliveries
+    assert list(DeliveryAttempt.objects.using("archive").order_by("pk").values_list()) == attempts
+    # No delivery points to the destination: it stays in main as it was, and is not moved.
+    assert list(Destination.objects.values_list()) == destination and destination[0][0] == alpine.pk
+    assert not Destination.objects.using("archive").exists()
+
+    archive.restore_signals(since=utc(2000, 1, 1))
+
+    assert counts() == (3, 0)
+    assert list(Delivery.objects.order_by("pk").values_list()) == deliveries
+    assert list(DeliveryAttempt.objects.exclude(pk=test_attempt.pk).order_by("pk").values_list()) == attempts
+    assert not Delivery.objects.using("archive").exists() and not DeliveryAttempt.objects.using("archive").exists()
+    assert list(Destination.objects.values_list()) == destination
 
 
 def test_a_failed_verification_deletes_nothing_from_main(monkeypatch):
@@ -252,9 +317,12 @@ def delivery_like_models(transactional_db, django_db_blocker):
     apps.clear_cache()
 
 
-def test_related_rows_move_with_their_signal_and_come_back_on_restore(delivery_like_models):
+def test_rows_pointed_to_are_copied_not_moved_and_main_stays_authoritative(delivery_like_models):
     ProbeDestination, ProbeDelivery, ProbeAttempt = delivery_like_models
-    assert [model for model, _ in archive.related_links()] == [ProbeDelivery, ProbeAttempt]
+    # The probe models hang off Signal beside the sync app's: each moves by the same walk.
+    links = [model for model, _ in archive.related_links()]
+    assert set(links) == {Delivery, DeliveryAttempt, ProbeDelivery, ProbeAttempt}
+    assert links.index(ProbeDelivery) < links.index(ProbeAttempt) and links.index(Delivery) < links.index(DeliveryAttempt)
     alpine = ProbeDestination.objects.create(name="alpine")
     signals = store_signals(3, created_at=OLD)
     for signal in signals[:2]:
@@ -267,7 +335,8 @@ def test_related_rows_move_with_their_signal_and_come_back_on_restore(delivery_l
     result = archive.archive_signals(cutoff=CUTOFF, batch_size=2)
 
     assert result.moved == 3
-    assert result.related == {"signals.ProbeDelivery": 2, "signals.ProbeAttempt": 4}
+    assert result.related == {"signals.ProbeDelivery": 2, "signals.ProbeAttempt": 4, "sync.Delivery": 0,
+                              "sync.DeliveryAttempt": 0}
     assert not ProbeDelivery.objects.exists() and not ProbeAttempt.objects.exists()
     assert list(ProbeDelivery.objects.using("archive").order_by("pk").values_list()) == deliveries
     assert list(ProbeAttempt.objects.using("archive").order_by("pk").values_list()) == attempts

@@ -47,7 +47,7 @@ def test_monthly_archiving_switched_off_moves_nothing(settings):
 
 
 @pytest.mark.django_db(databases=["default", "archive"])
-def test_monitor_snapshot_logs_the_status_line(caplog):
+def test_monitor_snapshot_logs_the_status_line(caplog, journal_dir, sync_off):
     with caplog.at_level(logging.INFO, logger="signals.tasks"):
         assert tasks.log_monitor_snapshot() == "WARNING"  # an empty ledger: no signal in the last hour
     assert "SIGNALHUB WARNING - WARNING: no signal in the last hour" in caplog.text

@@ -15,7 +15,6 @@ from django_q.signing import SignedPackage
 from django_q.status import Stat, Status
 
 from signalhub.schedules import ensure_schedules
-from signals import verification
 from signals.models import Signal
 from tests.ops_support import drop_index, store_signals
 
@@ -49,7 +48,7 @@ def clean_cluster_status():
 
 
 @pytest.fixture
-def healthy():
+def healthy(journal_dir, alpine_stub):
     ensure_schedules()
     store_signals(3, created_at=timezone.now() - timedelta(minutes=5))
     report_cluster()
@@ -59,9 +58,10 @@ def test_healthy_system_passes_every_check_with_exit_0(healthy):
     out = StringIO()
     call_command("verify_signals", stdout=out, stderr=StringIO())
     lines = out.getvalue().splitlines()
-    assert [line.split()[0] for line in lines] == ["1.", "2.", "3.", "4.", "5.", "6."]
+    assert [line.split()[0] for line in lines] == [f"{n}." for n in range(1, 10)]
     assert all(" PASS " in line for line in lines), out.getvalue()
-    assert "4242" in lines[3]  # the cluster as qinfo would show it
+    assert "4242" in lines[5]  # the cluster as qinfo would show it
+    assert "healthy (Alpine Analytics" in lines[7]  # the stub's health endpoint answered
 
 
 def test_no_running_cluster_fails_with_exit_1(healthy):
@@ -148,6 +148,3 @@ def test_deep_passes_on_untouched_rows(healthy):
     assert checks["every stored signal matches its verification hash"]["reason"] == "3 signals checked"
 
 
-def test_places_for_the_write_path_and_sync_checks_add_nothing_yet():
-    now = timezone.now()
-    assert verification.write_path_checks(now) == [] and verification.sync_checks(now) == []

@@ -27,8 +27,10 @@ class Command(BaseCommand):
             help_lines += [f"- {p.id}: {p.msg} {p.hint or ''}".rstrip() for p in problems]
             self.stdout.write("")
             self.stdout.write("Setup help:\n" + "\n".join(help_lines) if help_lines else "Nothing to set up.")
-        if problems:
-            raise CommandError(f"{len(problems)} configuration problems", returncode=1)
+        errors = [p for p in problems if p.is_serious()]
+        if errors:
+            # Warnings (an Alpine without a key, a short lease) are shown as help; errors fail the command.
+            raise CommandError(f"{len(errors)} configuration problems", returncode=1)
 
 
 def _dumps(value):
