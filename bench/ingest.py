@@ -63,12 +63,15 @@ def empty_tables():
     from django.db import connection
 
     from signals.models import QuarantinedRecord, Signal, SignalConflict
+    from sync.models import Delivery, DeliveryAttempt
 
+    # Deliveries first: they point at the signals.
+    models = (DeliveryAttempt, Delivery, Signal, SignalConflict, QuarantinedRecord)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE signals_signal, signals_signalconflict, signals_quarantinedrecord")
+            cursor.execute("TRUNCATE " + ", ".join(model._meta.db_table for model in models))
     else:
-        for model in (Signal, SignalConflict, QuarantinedRecord):
+        for model in models:
             model.objects.all()._raw_delete(model.objects.db)
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
