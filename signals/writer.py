@@ -17,10 +17,12 @@ measured side by side in bench/ingest.py: ``bulk_create`` (``orm``), sqlite3
 ``executemany`` and PostgreSQL ``COPY`` (``fast``).
 """
 
+import functools
 import hashlib
 import json
 import logging
 import operator
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC
 
@@ -198,10 +200,10 @@ def _existing_ids(ids, method) -> set:
 _ROW_GETTER = operator.itemgetter(*_NAMES)
 
 
-def _rows(items):
+def _rows(items, created_at=None):
     """Yield each record as a list of column values in ``_FIELDS`` order, defaults filled in."""
     defaults = {name: _DEFAULTS.get(name) for name in _NAMES}
-    defaults["created_at"] = timezone.now()
+    defaults["created_at"] = timezone.now() if created_at is None else created_at
     for item in items:
         yield list(_ROW_GETTER({**defaults, **item.values}))
 
@@ -238,10 +240,13 @@ _JSON_INDEXES = [i for i, f in enumerate(_FIELDS) if isinstance(f, models.JSONFi
 
 def _sqlite_rows(items):
     """Rows adapted as Django's SQLite backend adapts them (datetimes as naive UTC text, JSON as text)."""
-    for row in _rows(items):
+    # created_at is the same for the whole batch: adapted once, not per row.
+    created_at = sqlite_datetime(timezone.now())
+    for row in _rows(items, created_at):
         for index in _DATETIME_INDEXES:
-            if row[index] is not None:
-                row[index] = sqlite_datetime(row[index])
+            value = row[index]
+            if value is not None and value is not created_at:
+                row[index] = sqlite_datetime(value)
         for index in _JSON_INDEXES:
             value = row[index]
             if value is not None:
@@ -249,18 +254,38 @@ def _sqlite_rows(items):
         yield row
 
 
-def _insert_executemany(items):
+ROWS_PER_INSERT = 1000
+
+
+@functools.cache
+def _values_insert(rows):
     columns = ", ".join(f'"{f.column}"' for f in _FIELDS)
-    marks = ", ".join("?" for _ in _FIELDS)
-    sql = f'INSERT INTO "{Signal._meta.db_table}" ({columns}) VALUES ({marks})'
+    marks = "(" + ", ".join("?" for _ in _FIELDS) + ")"
+    return f'INSERT INTO "{Signal._meta.db_table}" ({columns}) VALUES {", ".join([marks] * rows)}'
+
+
+def _insert_executemany(items):
+    """Insert with multi-row ``INSERT ... VALUES`` statements of up to ROWS_PER_INSERT rows.
+
+    Not executemany: it releases the interpreter lock around every row's step
+    and must win it back each time, and while log_signal keeps the lock busy in
+    another thread each win can take a whole switch interval (5 ms), which
+    starved the flusher (a few hundred rows a second). One statement per
+    thousand rows binds them all in C and releases the lock once.
+    """
     connection.ensure_connection()
-    # The raw sqlite3 cursor: Django's wrapper would rewrite every row's
-    # placeholders. Its errors are wrapped so the caller sees Django's
-    # (IntegrityError, OperationalError).
+    db = connection.connection
+    per_insert = max(1, min(ROWS_PER_INSERT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_FIELDS)))
+    rows = list(_sqlite_rows(items))
+    # The raw sqlite3 cursor: Django's wrapper would rewrite the placeholders.
+    # Its errors are wrapped so the caller sees Django's (IntegrityError,
+    # OperationalError).
     with connection.wrap_database_errors:
-        raw = connection.connection.cursor()
+        raw = db.cursor()
         try:
-            raw.executemany(sql, _sqlite_rows(items))
+            for start in range(0, len(rows), per_insert):
+                chunk = rows[start:start + per_insert]
+                raw.execute(_values_insert(len(chunk)), [value for row in chunk for value in row])
         finally:
             raw.close()
 
