@@ -45,7 +45,7 @@ _DEFAULTS = {f.name: f.get_default() for f in _FIELDS if f.name != "created_at"}
 SQLITE_MAX_PARAMS = 900
 
 
-@dataclass
+@dataclass(slots=True)
 class Incoming:
     """One record handed to the writer: cleaned ``values``, or None with the ``error`` that spoiled it."""
 
@@ -309,7 +309,8 @@ def _insert_copy(items):
         with cursor.cursor.copy(f"COPY {STAGING_TABLE} ({columns}) FROM STDIN") as copy:
             for row in _rows(items):
                 for index in json_index:
-                    row[index] = Jsonb(row[index])
+                    # Empty metadata (nearly every signal) as its text: no JSON encoding per row.
+                    row[index] = "{}" if row[index] == {} else Jsonb(row[index])
                 copy.write_row(row)
         # ON CONFLICT DO NOTHING waits for a concurrent writer of the same id and
         # then skips it; RETURNING tells which rows are new. The ones skipped are
