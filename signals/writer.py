@@ -13,8 +13,8 @@ Database errors that may pass (locked, down, connection lost) propagate to the
 caller, which keeps the records in the journal and retries later.
 
 Writing new rows has three interchangeable methods with the same results,
-measured side by side in bench/ingest.py: ``bulk_create`` (``orm``), sqlite3
-``executemany`` and PostgreSQL ``COPY`` (``fast``).
+measured side by side in bench/ingest.py: ``bulk_create`` (``orm``), SQLite
+multi-row ``INSERT ... VALUES`` and PostgreSQL ``COPY`` (``fast``).
 """
 
 import functools
@@ -220,7 +220,7 @@ def _insert_new(items, method) -> set:
     if method == "fast" and connection.vendor == "sqlite":
         # Safe without ON CONFLICT: SQLite transactions here are IMMEDIATE, so
         # no other writer can insert between the SELECT above and this INSERT.
-        _insert_executemany(fresh)
+        _insert_values(fresh)
     else:
         Signal.objects.bulk_create([Signal(**item.values) for item in fresh], batch_size=500)
     return {item.values["signal_id"] for item in fresh}
@@ -264,7 +264,7 @@ def _values_insert(rows):
     return f'INSERT INTO "{Signal._meta.db_table}" ({columns}) VALUES {", ".join([marks] * rows)}'
 
 
-def _insert_executemany(items):
+def _insert_values(items):
     """Insert with multi-row ``INSERT ... VALUES`` statements of up to ROWS_PER_INSERT rows.
 
     Not executemany: it releases the interpreter lock around every row's step
