@@ -39,7 +39,7 @@ FIRST_RETRY_SECONDS = 0.5
 # Cleaned values of at most this many pending signals are also kept in memory,
 # so the flusher need not parse its own lines back; beyond it (the database is
 # slow or down) it reads them from the journal and memory stays flat.
-MEMORY_RECORDS = 20_000
+MEMORY_RECORDS = 5_000
 # The write() of each journal line releases the interpreter lock and takes it
 # straight back, before a flusher waiting for it (on the other core) has woken;
 # CPython counts that as a switch, so the flusher's wait starts over and it can
