@@ -58,3 +58,22 @@ def canonical_json(**fields) -> str:
 def compute_hash(**fields) -> str:
     """Return the sha256 Alpine expects for these signal fields (see canonical_fields)."""
     return hashlib.sha256(canonical_json(**fields).encode("utf-8")).hexdigest()
+
+
+# The same encoding without sort_keys, for a dict built with its keys already in sorted order.
+_encode_sorted = json.JSONEncoder(default=str).encode
+
+
+def hash_cleaned(signal_id, symbol, action, entry_price, target_price, stop_price, confidence, strategy,
+                 timestamp) -> str:
+    """``compute_hash`` of values ``clean_signal`` has already coerced, on log_signal's hot path.
+
+    The prices and confidence are floats (or None), the action upper case, the
+    strategy filled in and the timestamp aware in UTC, so canonical_fields would
+    change nothing: the same text is built directly, keys in sorted order.
+    """
+    return hashlib.sha256(_encode_sorted({
+        "action": action, "confidence": confidence, "entry_price": entry_price, "signal_id": signal_id,
+        "stop_price": stop_price, "strategy": strategy, "symbol": symbol, "target_price": target_price,
+        "timestamp": timestamp.isoformat(),
+    }).encode()).hexdigest()

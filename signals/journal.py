@@ -63,11 +63,15 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 def encode(values: dict, *, now_ms: int | None = None) -> bytes:
     """Return the journal line (bytes, newline-terminated) for one cleaned signal."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    values = dict(values)
-    for key in DATETIME_FIELDS:
-        if values.get(key) is not None:
-            values[key] = values[key].isoformat()
-    data = f"{now_ms} {_encode_json(values)}".encode()
+    if "exit_timestamp" in values or "created_at" in values:
+        values = dict(values)
+        for key in DATETIME_FIELDS:
+            if values.get(key) is not None:
+                values[key] = values[key].isoformat()
+    elif values.get("timestamp") is not None:
+        # The common case (on log_signal's path): one copy, same key order.
+        values = {**values, "timestamp": values["timestamp"].isoformat()}
+    data = b"%d %s" % (now_ms, _encode_json(values).encode())
     return b"%08x %s\n" % (zlib.crc32(data), data)
 
 
@@ -104,7 +108,7 @@ def decode(line: bytes) -> tuple[int, dict]:
     return appended_ms, values
 
 
-@dataclass
+@dataclass(slots=True)  # thousands are kept in memory: no per-instance __dict__
 class Line:
     offset: int  # where the line starts in its segment
     end: int  # offset just past its newline

@@ -13,14 +13,16 @@ Database errors that may pass (locked, down, connection lost) propagate to the
 caller, which keeps the records in the journal and retries later.
 
 Writing new rows has three interchangeable methods with the same results,
-measured side by side in bench/ingest.py: ``bulk_create`` (``orm``), sqlite3
-``executemany`` and PostgreSQL ``COPY`` (``fast``).
+measured side by side in bench/ingest.py: ``bulk_create`` (``orm``), SQLite
+multi-row ``INSERT ... VALUES`` and PostgreSQL ``COPY`` (``fast``).
 """
 
+import functools
 import hashlib
 import json
 import logging
 import operator
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC
 
@@ -43,7 +45,7 @@ _DEFAULTS = {f.name: f.get_default() for f in _FIELDS if f.name != "created_at"}
 SQLITE_MAX_PARAMS = 900
 
 
-@dataclass
+@dataclass(slots=True)
 class Incoming:
     """One record handed to the writer: cleaned ``values``, or None with the ``error`` that spoiled it."""
 
@@ -198,10 +200,10 @@ def _existing_ids(ids, method) -> set:
 _ROW_GETTER = operator.itemgetter(*_NAMES)
 
 
-def _rows(items):
+def _rows(items, created_at=None):
     """Yield each record as a list of column values in ``_FIELDS`` order, defaults filled in."""
     defaults = {name: _DEFAULTS.get(name) for name in _NAMES}
-    defaults["created_at"] = timezone.now()
+    defaults["created_at"] = timezone.now() if created_at is None else created_at
     for item in items:
         yield list(_ROW_GETTER({**defaults, **item.values}))
 
@@ -218,7 +220,7 @@ def _insert_new(items, method) -> set:
     if method == "fast" and connection.vendor == "sqlite":
         # Safe without ON CONFLICT: SQLite transactions here are IMMEDIATE, so
         # no other writer can insert between the SELECT above and this INSERT.
-        _insert_executemany(fresh)
+        _insert_values(fresh)
     else:
         Signal.objects.bulk_create([Signal(**item.values) for item in fresh], batch_size=500)
     return {item.values["signal_id"] for item in fresh}
@@ -238,10 +240,13 @@ _JSON_INDEXES = [i for i, f in enumerate(_FIELDS) if isinstance(f, models.JSONFi
 
 def _sqlite_rows(items):
     """Rows adapted as Django's SQLite backend adapts them (datetimes as naive UTC text, JSON as text)."""
-    for row in _rows(items):
+    # created_at is the same for the whole batch: adapted once, not per row.
+    created_at = sqlite_datetime(timezone.now())
+    for row in _rows(items, created_at):
         for index in _DATETIME_INDEXES:
-            if row[index] is not None:
-                row[index] = sqlite_datetime(row[index])
+            value = row[index]
+            if value is not None and value is not created_at:
+                row[index] = sqlite_datetime(value)
         for index in _JSON_INDEXES:
             value = row[index]
             if value is not None:
@@ -249,18 +254,46 @@ def _sqlite_rows(items):
         yield row
 
 
-def _insert_executemany(items):
+# Statements of 2**k rows only (up to ROWS_PER_INSERT): a batch of any size
+# is a handful of statements, and only a few distinct ones are ever prepared.
+# (One statement per remainder size filled sqlite3's statement cache with
+# hundreds of large prepared statements: 2x the peak memory at 1,000,000 signals.)
+ROWS_PER_INSERT = 256
+
+
+@functools.cache
+def _values_insert(rows):
     columns = ", ".join(f'"{f.column}"' for f in _FIELDS)
-    marks = ", ".join("?" for _ in _FIELDS)
-    sql = f'INSERT INTO "{Signal._meta.db_table}" ({columns}) VALUES ({marks})'
+    marks = "(" + ", ".join("?" for _ in _FIELDS) + ")"
+    return f'INSERT INTO "{Signal._meta.db_table}" ({columns}) VALUES {", ".join([marks] * rows)}'
+
+
+def _insert_values(items):
+    """Insert with multi-row ``INSERT ... VALUES`` statements of up to ROWS_PER_INSERT rows each.
+
+    Not executemany: it releases the interpreter lock around every row's step
+    and must win it back each time, and while log_signal keeps the lock busy in
+    another thread each win can take a whole switch interval (5 ms), which
+    starved the flusher (a few hundred rows a second). One statement per
+    few hundred rows binds them all in C and releases the lock once.
+    """
     connection.ensure_connection()
-    # The raw sqlite3 cursor: Django's wrapper would rewrite every row's
-    # placeholders. Its errors are wrapped so the caller sees Django's
-    # (IntegrityError, OperationalError).
+    db = connection.connection
+    per_insert = min(ROWS_PER_INSERT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_FIELDS))
+    per_insert = 1 << max(0, per_insert.bit_length() - 1)  # a power of two
+    rows = list(_sqlite_rows(items))
+    # The raw sqlite3 cursor: Django's wrapper would rewrite the placeholders.
+    # Its errors are wrapped so the caller sees Django's (IntegrityError,
+    # OperationalError).
     with connection.wrap_database_errors:
-        raw = connection.connection.cursor()
+        raw = db.cursor()
         try:
-            raw.executemany(sql, _sqlite_rows(items))
+            start = 0
+            while start < len(rows):
+                size = min(per_insert, 1 << ((len(rows) - start).bit_length() - 1))
+                chunk = rows[start:start + size]
+                raw.execute(_values_insert(size), [value for row in chunk for value in row])
+                start += size
         finally:
             raw.close()
 
@@ -284,7 +317,8 @@ def _insert_copy(items):
         with cursor.cursor.copy(f"COPY {STAGING_TABLE} ({columns}) FROM STDIN") as copy:
             for row in _rows(items):
                 for index in json_index:
-                    row[index] = Jsonb(row[index])
+                    # Empty metadata (nearly every signal) as its text: no JSON encoding per row.
+                    row[index] = "{}" if row[index] == {} else Jsonb(row[index])
                 copy.write_row(row)
         # ON CONFLICT DO NOTHING waits for a concurrent writer of the same id and
         # then skips it; RETURNING tells which rows are new. The ones skipped are

@@ -6,6 +6,7 @@ Both functions are set-based (INSERT ... SELECT ... WHERE NOT EXISTS): a signal
 that already has a delivery is left alone and nothing is sent over the network.
 """
 
+import json
 import logging
 
 from django.conf import settings
@@ -44,12 +45,22 @@ def enqueue_deliveries(signal_ids):
     now = timezone.now()
     queued = 0
     with connection.cursor() as cursor:
-        for start in range(0, len(signal_ids), CHUNK):
-            chunk = signal_ids[start:start + CHUNK]
-            marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(insert_missing_sql(*_tables(), where=f" AND s.signal_id IN ({marks})"),
-                           [now, now, now, *chunk])
-            queued += cursor.rowcount
+        if connection.vendor in ("sqlite", "postgresql"):
+            # One statement per batch, the ids as one parameter: a batch of
+            # thousands is not split into statements of CHUNK ids.
+            if connection.vendor == "sqlite":
+                where, ids = " AND s.signal_id IN (SELECT value FROM json_each(%s))", json.dumps(signal_ids)
+            else:
+                where, ids = " AND s.signal_id = ANY(%s)", signal_ids
+            cursor.execute(insert_missing_sql(*_tables(), where=where), [now, now, now, ids])
+            queued = cursor.rowcount
+        else:
+            for start in range(0, len(signal_ids), CHUNK):
+                chunk = signal_ids[start:start + CHUNK]
+                marks = ", ".join(["%s"] * len(chunk))
+                cursor.execute(insert_missing_sql(*_tables(), where=f" AND s.signal_id IN ({marks})"),
+                               [now, now, now, *chunk])
+                queued += cursor.rowcount
     if queued and settings.SIGNALHUB_SYNC_PUSH:
         # Low latency: deliver right after the batch commits, not at the next pass.
         transaction.on_commit(push_delivery)

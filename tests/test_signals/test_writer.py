@@ -153,3 +153,13 @@ def test_a_batch_that_cannot_queue_its_deliveries_stores_nothing(monkeypatch):
     with pytest.raises(RuntimeError):
         write_batch([incoming(signal_id="Q-3")])
     assert not Signal.objects.filter(signal_id="Q-3").exists()
+
+
+@pytest.mark.parametrize("count", [1, 255, 256, 261, 700])
+def test_batches_of_any_size_are_stored_whole_and_queued(count):
+    from sync.models import Delivery
+
+    result = write_batch([incoming(signal_id=f"N-{count}-{n}") for n in range(count)], method="fast")
+    assert len(result.stored) == count
+    assert Signal.objects.filter(signal_id__startswith=f"N-{count}-").count() == count
+    assert Delivery.objects.filter(signal__signal_id__startswith=f"N-{count}-").count() == count
