@@ -14,6 +14,8 @@ scheduled every minute and repeats itself inside that minute with
 
 import importlib
 import logging
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -85,21 +87,45 @@ def import_func(dotted):
     return getattr(importlib.import_module(module), name)
 
 
+class _StopRequest:
+    """SIGINT handler for the length of a repeating task: finish the pass under way, then return."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        self.requested = True
+
+
 def repeat_for_a_minute(func, interval_seconds, *, window=MINUTE_WINDOW_SECONDS, clock=time.monotonic, sleep=time.sleep):
     """Call ``func()`` every ``interval_seconds`` for about a minute; return the list of results.
 
     A failing pass is logged and the next one still runs: one bad pass must not
-    stop the flush or delivery for the rest of the minute.
+    stop the flush or delivery for the rest of the minute. A SIGINT (``serve``
+    sends one to the cluster's processes when it stops; django-q2's workers
+    otherwise ignore it) ends the loop after the pass under way, so stopping
+    the cluster does not wait out the minute.
     """
-    results = []
-    deadline = clock() + window
-    while True:
-        started = clock()
-        try:
-            results.append(func())
-        except Exception:
-            logger.exception("periodic pass of %s failed", getattr(func, "__qualname__", func))
-        next_start = started + interval_seconds
-        if interval_seconds >= window or next_start >= deadline:
-            return results
-        sleep(max(0.0, next_start - clock()))
+    stop = _StopRequest()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, stop) if in_main_thread else None
+    try:
+        results = []
+        deadline = clock() + window
+        while True:
+            started = clock()
+            try:
+                results.append(func())
+            except Exception:
+                logger.exception("periodic pass of %s failed", getattr(func, "__qualname__", func))
+            next_start = started + interval_seconds
+            if stop.requested or interval_seconds >= window or next_start >= deadline:
+                return results
+            # Short naps, so a stop request is seen within a second.
+            while not stop.requested and (remaining := next_start - clock()) > 0:
+                sleep(min(remaining, 1.0))
+            if stop.requested:
+                return results
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)

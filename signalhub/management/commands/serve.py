@@ -36,7 +36,11 @@ class Command(BaseCommand):
             self.stdout.write(f"Delivering to the local Alpine stub at http://127.0.0.1:{alpine_stub} "
                               "(development only: it keeps what it receives in memory).")
         children["web"] = subprocess.Popen([*manage, "runserver", "--noreload", addr], env=env)
-        children["cluster"] = subprocess.Popen([*manage, "qcluster"], env=env)
+        # The cluster gets a process group of its own: on stop, SIGINT goes to the
+        # whole group, so a worker in the middle of a repeating flush or delivery
+        # task finishes its pass and returns instead of running out the minute
+        # (see signalhub.schedules.repeat_for_a_minute); the sentinel ignores it.
+        children["cluster"] = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
         self.stdout.write(f"SignalHub on http://{addr}/admin/  (web pid {children['web'].pid}, "
                           f"cluster pid {children['cluster'].pid}); Ctrl-C stops {'all' if alpine_stub else 'both'}.")
         stopping = False
@@ -51,16 +55,22 @@ class Command(BaseCommand):
             while not stopping and all(child.poll() is None for child in children.values()):
                 time.sleep(0.2)
         finally:
-            for child in children.values():
+            for name, child in children.items():
                 if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
+                    if name == "cluster":
+                        os.killpg(child.pid, signal.SIGINT)
+                    else:
+                        child.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 30
             for name, child in children.items():
                 try:
                     child.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     self.stderr.write(f"{name} did not stop in time; killing it")
-                    child.kill()
+                    if name == "cluster":
+                        os.killpg(child.pid, signal.SIGKILL)
+                    else:
+                        child.kill()
         failed = {name: child.returncode for name, child in children.items()
                   if child.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)}
         if failed and not stopping:
