@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops_support import process_env
+from tests.support import process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,9 +4,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 import signals.ingest
+from tests.support import database_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("child.py")
@@ -23,17 +23,6 @@ def journal_dir(settings, tmp_path):
     if ingestor is not None:
         ingestor.shutdown(timeout=5)
     signals.ingest._ingestor = None
-
-
-def database_url():
-    """DATABASE_URL of the test database, for subprocesses."""
-    config = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{config['NAME']}"
-    user = config.get("USER") or ""
-    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
-    port = f":{config['PORT']}" if config.get("PORT") else ""
-    return f"postgres://{user}{password}@{config.get('HOST') or '127.0.0.1'}{port}/{config['NAME']}"
 
 
 def child_env(journal_dir, **extra):

@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.ops_support import store_signals, utc
+from tests.support import store_signals, utc
 
 pytestmark = pytest.mark.django_db(databases=["default", "archive"])
 

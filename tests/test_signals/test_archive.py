@@ -16,7 +16,7 @@ from signals import archive
 from signals.models import Signal
 from sync.models import Delivery, DeliveryAttempt, Destination
 from sync.outbox import enqueue_deliveries
-from tests.ops_support import manage, snapshot, store_signals, utc
+from tests.support import manage, snapshot, store_signals, utc
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "archive"])
 

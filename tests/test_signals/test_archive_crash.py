@@ -12,7 +12,7 @@ import time
 import pytest
 
 from signals.models import Signal
-from tests.ops_support import manage, snapshot, store_signals, utc
+from tests.support import manage, snapshot, store_signals, utc
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, databases=["default", "archive"])]
 

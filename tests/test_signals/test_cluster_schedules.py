@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_q.models import Failure, Schedule, Success
 
 from signalhub.schedules import all_specs, ensure_schedules
-from tests.ops_support import manage, process_env
+from tests.support import manage, process_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, databases=["default", "archive"])]
 

@@ -11,7 +11,7 @@ from django.db import connection
 
 from signals import monitoring
 from signals.models import Signal
-from tests.ops_support import drop_index, store_signals, utc
+from tests.support import drop_index, store_signals, utc
 
 pytestmark = pytest.mark.django_db(databases=["default", "archive"])
 

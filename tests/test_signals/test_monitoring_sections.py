@@ -16,7 +16,7 @@ from sync.models import Delivery, Destination
 from sync.outbox import enqueue_deliveries
 from signals.validation import clean_signal
 from tests.factories import signal_data
-from tests.ops_support import store_signals, utc
+from tests.support import store_signals, utc
 
 pytestmark = pytest.mark.django_db(databases=["default", "archive"])
 

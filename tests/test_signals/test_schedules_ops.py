@@ -9,7 +9,7 @@ from django_q.models import Schedule
 from signalhub.schedules import all_specs, ensure_schedules, import_func
 from signals import tasks
 from signals.models import Signal
-from tests.ops_support import store_signals
+from tests.support import store_signals
 
 
 def test_every_schedule_function_imports():

@@ -16,7 +16,7 @@ from django_q.status import Stat, Status
 
 from signalhub.schedules import ensure_schedules
 from signals.models import Signal
-from tests.ops_support import drop_index, store_signals
+from tests.support import drop_index, store_signals
 
 pytestmark = pytest.mark.django_db(databases=["default", "archive"])
 

@@ -11,7 +11,7 @@ from signals.models import QuarantinedRecord, Signal, SignalConflict
 from signals.validation import clean_signal
 from sync.models import Delivery, DeliveryAttempt, Destination
 from tests.factories import signal_data
-from tests.ops_support import store_signals
+from tests.support import store_signals
 
 PROBE = "the write path works end to end (probe, no trace left)"
 JOURNALS = "journals healthy (writable, no stale segments)"

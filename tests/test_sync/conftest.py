@@ -5,9 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from sync.stub import AlpineStub
+from tests.support import database_url
 
 STUB_KEY = "stub-key-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,17 +34,6 @@ def stub(monkeypatch, fast_sync):
     monkeypatch.delenv("SIGNALHUB_CONFIG_FILE", raising=False)
     yield server
     server.stop()
-
-
-def database_url():
-    """Return a DATABASE_URL for the test database, for subprocesses."""
-    settings_dict = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings_dict['NAME']}"
-    user = settings_dict.get("USER") or "postgres"
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = settings_dict.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
 
 
 def subprocess_env(stub_url, **extra):

@@ -31,7 +31,8 @@ def snapshot(using):
             for row in Signal._base_manager.using(using).order_by("pk").values_list(*fields)}
 
 
-def _url(alias):
+def database_url(alias="default"):
+    """Return a DATABASE_URL for this test run's database ``alias``, for subprocesses."""
     settings = connections[alias].settings_dict
     if settings["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{settings['NAME']}"
@@ -42,7 +43,7 @@ def _url(alias):
 def process_env(**extra):
     """Return the environment for a ``manage.py`` subprocess that uses this test run's databases."""
     env = dict(os.environ)
-    env.update(DATABASE_URL=_url("default"), SIGNALHUB_ARCHIVE_DATABASE_URL=_url("archive"),
+    env.update(DATABASE_URL=database_url("default"), SIGNALHUB_ARCHIVE_DATABASE_URL=database_url("archive"),
                DJANGO_SETTINGS_MODULE="signalhub.settings", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
