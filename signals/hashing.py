@@ -9,6 +9,7 @@ answer 400, so this is the one place the formula lives.
 import hashlib
 import json
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 
 DEFAULT_STRATEGY = "weighted_consensus_v6"
 
@@ -60,20 +61,26 @@ def compute_hash(**fields) -> str:
     return hashlib.sha256(canonical_json(**fields).encode("utf-8")).hexdigest()
 
 
-# The same encoding without sort_keys, for a dict built with its keys already in sorted order.
-_encode_sorted = json.JSONEncoder(default=str).encode
+# compute_hash's text, formatted directly for values clean_signal has already
+# coerced: json.dumps(sort_keys=True) writes these keys in this order, each
+# string as encode_basestring_ascii writes it and each float as its repr.
+_CANONICAL = ('{"action": %s, "confidence": %s, "entry_price": %s, "signal_id": %s, "stop_price": %s, '
+              '"strategy": %s, "symbol": %s, "target_price": %s, "timestamp": %s}')
+_string = encode_basestring_ascii
+_float = float.__repr__
 
 
 def hash_cleaned(signal_id, symbol, action, entry_price, target_price, stop_price, confidence, strategy,
                  timestamp) -> str:
     """``compute_hash`` of values ``clean_signal`` has already coerced, on log_signal's hot path.
 
-    The prices and confidence are floats (or None), the action upper case, the
-    strategy filled in and the timestamp aware in UTC, so canonical_fields would
-    change nothing: the same text is built directly, keys in sorted order.
+    The prices and confidence are finite floats (or None), the action upper
+    case, the strategy filled in and the timestamp aware in UTC, so
+    canonical_fields would change nothing and the text can be formatted
+    directly. Tests check it against compute_hash and the Alpine vectors.
     """
-    return hashlib.sha256(_encode_sorted({
-        "action": action, "confidence": confidence, "entry_price": entry_price, "signal_id": signal_id,
-        "stop_price": stop_price, "strategy": strategy, "symbol": symbol, "target_price": target_price,
-        "timestamp": timestamp.isoformat(),
-    }).encode()).hexdigest()
+    return hashlib.sha256((_CANONICAL % (
+        _string(action), _float(confidence), _float(entry_price), _string(signal_id),
+        "null" if stop_price is None else _float(stop_price), _string(strategy), _string(symbol),
+        "null" if target_price is None else _float(target_price), _string(timestamp.isoformat()),
+    )).encode()).hexdigest()

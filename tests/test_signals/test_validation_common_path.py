@@ -91,3 +91,14 @@ def test_hash_of_cleaned_values_is_the_alpine_formula():
               "strategy", "timestamp")
     assert hash_cleaned(*(cleaned.get(name) for name in fields)) == compute_hash(
         **{name: cleaned.get(name) for name in fields}) == cleaned["sha256"]
+
+
+@pytest.mark.parametrize("fields", [
+    ("SIG-1", "AAPL", "BUY", 175.5, 184.25, 171.0, 95.5, "weighted_consensus_v6", datetime(2025, 11, 18, 14, 30, tzinfo=UTC)),
+    ("sig-é/ü \"quoted\"", "BTC-USD", "SELL", 1e-7, None, None, 0.0, "straté\\gy", datetime(2025, 1, 1, 0, 0, 0, 1, tzinfo=UTC)),
+    ("big", "ES=F", "BUY", 1e12, 123456789.123456789, 1e-300, 100.0, "s", datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+])
+def test_the_formatted_hash_is_the_canonical_json_hash(fields):
+    names = ("signal_id", "symbol", "action", "entry_price", "target_price", "stop_price", "confidence",
+             "strategy", "timestamp")
+    assert hash_cleaned(*fields) == compute_hash(**dict(zip(names, fields)))
