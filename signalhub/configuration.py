@@ -125,7 +125,7 @@ def write_path_entries():
         _entry("SIGNALHUB_FLUSH_INTERVAL", settings.SIGNALHUB_FLUSH_INTERVAL, "seconds between periodic flushes"),
         _entry("SIGNALHUB_FLUSH_RETRY_MAX", settings.SIGNALHUB_FLUSH_RETRY_MAX, "longest wait between write retries"),
         _entry("SIGNALHUB_EXIT_FLUSH_TIMEOUT", settings.SIGNALHUB_EXIT_FLUSH_TIMEOUT, "seconds to flush at exit"),
-        _entry("SIGNALHUB_WRITE_METHOD", settings.SIGNALHUB_WRITE_METHOD, "fast (multi-row INSERT on SQLite, COPY on PostgreSQL) or orm"),
+        _entry("SIGNALHUB_WRITE_METHOD", settings.SIGNALHUB_WRITE_METHOD, "fast (journal lines unpacked by the database; imports by multi-row INSERT on SQLite, COPY on PostgreSQL) or orm"),
         _entry("SIGNALHUB_MONITOR_JOURNAL_MAX_AGE", settings.SIGNALHUB_MONITOR_JOURNAL_MAX_AGE,
                "monitor is critical when a journal line waits longer (seconds)"),
     ]

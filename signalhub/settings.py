@@ -237,7 +237,8 @@ SIGNALHUB_FLUSH_RETRY_MAX = env_float("SIGNALHUB_FLUSH_RETRY_MAX", 30.0, minimum
 # At exit (atexit, SIGTERM, SIGINT) wait this long for pending signals to be
 # written; what is left stays in the journal for the periodic flush.
 SIGNALHUB_EXIT_FLUSH_TIMEOUT = env_float("SIGNALHUB_EXIT_FLUSH_TIMEOUT", 10.0, minimum=0)
-# fast: SQLite multi-row INSERT / PostgreSQL COPY; orm: bulk_create (same results, slower).
+# fast: journal lines unpacked by the database, records by SQLite multi-row INSERT /
+# PostgreSQL COPY; orm: bulk_create (same results, slower).
 SIGNALHUB_WRITE_METHOD = env_choice("SIGNALHUB_WRITE_METHOD", "fast", ("fast", "orm"))
 
 

@@ -62,7 +62,7 @@ class ImportReport:
             entry["count"] += 1
 
     def add(self, written: WriteResult):
-        self.imported += len(written.stored)
+        self.imported += written.stored
         self.duplicates += written.duplicates
         self.conflicts += written.conflicts
         if written.quarantined:

@@ -6,7 +6,8 @@ survives a SIGKILL of the process (the line is in the kernel's page cache; with
 ``SIGNALHUB_JOURNAL_FSYNC=always`` it also survives a power loss).
 
 One flusher thread per process reads its own segments back from the last
-committed offset and hands batches to ``signals.writer.write_batch``. A write
+committed offset (checksums checked, nothing decoded: the database unpacks the
+lines) and hands batches to ``signals.writer.write_batch``. A write
 is due when ``SIGNALHUB_BATCH_SIZE`` signals are pending, when the oldest has
 waited ``SIGNALHUB_BATCH_TIMEOUT`` seconds, on ``flush_pending()``, and at exit
 (atexit, SIGTERM, SIGINT). Because the flusher reads the journal rather than a
@@ -36,10 +37,6 @@ logger = logging.getLogger(__name__)
 
 IDLE_WAKE_SECONDS = 1.0  # the flusher looks at the clock at least this often
 FIRST_RETRY_SECONDS = 0.5
-# Cleaned values of at most this many pending signals are also kept in memory,
-# so the flusher need not parse its own lines back; beyond it (the database is
-# slow or down) it reads them from the journal and memory stays flat.
-MEMORY_RECORDS = 5_000
 # The write() of each journal line releases the interpreter lock and takes it
 # straight back, before a flusher waiting for it (on the other core) has woken;
 # CPython counts that as a switch, so the flusher's wait starts over and it can
@@ -53,13 +50,6 @@ MEMORY_RECORDS = 5_000
 YIELD_BACKLOG = 20_000
 YIELD_EVERY = 128
 YIELD_SECONDS = 0.00005
-
-
-def line_to_incoming(segment_name, line) -> Incoming:
-    source = f"{segment_name}@{line.offset}"
-    if line.error:
-        return Incoming(None, source, raw=line.raw, error=line.error)
-    return Incoming(line.values, source, raw=line.raw)
 
 
 class Ingestor:
@@ -79,13 +69,6 @@ class Ingestor:
         self.resolved = 0
         self.committed = 0
         self.first_pending_at: float | None = None
-        # (segment, line) for a contiguous run of the oldest pending lines, from
-        # index memory_head on. A list with a head index rather than a deque: the
-        # flusher slices and drops whole batches in C while holding the lock, so
-        # log_signal never waits behind a Python loop over thousands of entries.
-        self.memory: list = []
-        self.memory_head = 0
-        self.memory_complete = True  # False once a pending line was not kept in memory
         self.force_target = 0
         self.retry_delay = 0.0
         self.next_retry_at = 0.0
@@ -95,19 +78,12 @@ class Ingestor:
 
     # Appending ------------------------------------------------------------------------
 
-    def append(self, lines: list[bytes], values: list[dict]):
+    def append(self, lines: list[bytes]):
         data = b"".join(lines)
         with self.lock:
             segment = self._writable_segment(len(data))
-            start = segment.size
             segment.append(data, fsync=settings.SIGNALHUB_JOURNAL_FSYNC == "always")
             segment.lines += len(lines)
-            if self.memory_complete and len(self.memory) - self.memory_head + len(lines) <= MEMORY_RECORDS:
-                for line, cleaned in zip(lines, values):
-                    self.memory.append((segment, journal.Line(start, start + len(line), line[:-1], values=cleaned)))
-                    start += len(line)
-            else:
-                self.memory_complete = False
             if self.appended == self.resolved:
                 self.first_pending_at = self.clock()
             self.appended += len(lines)
@@ -227,44 +203,22 @@ class Ingestor:
         batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
         for segment, size in snapshot:
             while segment.read_offset < size:
-                lines, from_memory = self._kept_lines(segment, size, batch_max), True
-                if not lines:
-                    lines, from_memory = journal.read_lines(
-                        segment.reader(), segment.read_offset, size, max_lines=batch_max, final=False), False
+                lines = journal.read_lines(segment.reader(), segment.read_offset, size, max_lines=batch_max,
+                                           final=False, decode=False)
                 if not lines:
                     break
-                written = write_batch([line_to_incoming(segment.name, line) for line in lines])
+                written = write_batch([Incoming.from_line(segment.name, line) for line in lines])
                 # After the commit, never before: the done offset only moves over stored lines.
                 segment.mark_done(lines[-1].end)
                 with self.lock:
-                    if from_memory:
-                        self.memory_head += len(lines)
-                        if self.memory_head > 4096 and self.memory_head * 2 > len(self.memory):
-                            del self.memory[:self.memory_head]
-                            self.memory_head = 0
                     self.resolved += len(lines)
-                    self.committed += len(written.stored)
+                    self.committed += written.stored
                     if self.resolved == self.appended:
                         self.first_pending_at = None
-                        self.memory, self.memory_head = [], 0
-                        self.memory_complete = True
                 for key, value in written.as_dict().items():
                     counts[key] += value
         self._retire_finished()
         return counts
-
-    def _kept_lines(self, segment, size, limit):
-        """Return the pending lines of ``segment`` kept in memory from its read offset (not removed yet)."""
-        with self.lock:
-            kept = self.memory[self.memory_head:self.memory_head + limit]
-        if not kept or kept[0][0] is not segment or kept[0][1].offset != segment.read_offset:
-            return []
-        lines = []
-        for kept_segment, line in kept:
-            if kept_segment is not segment or line.end > size:
-                break
-            lines.append(line)
-        return lines
 
     def _sync_and_rotate(self):
         # batch: a sealed segment is synced once, here, never on log_signal's
@@ -339,7 +293,6 @@ class Ingestor:
                 for segment in self.segments:
                     segment.retire()
             self.segments, self.active = [], None
-            self.memory, self.memory_head, self.memory_complete = [], 0, True
 
     def forget_after_fork(self):
         """In a forked child: close the parent's descriptors without touching its files or locks."""
@@ -428,7 +381,7 @@ def log_signal(data) -> str:
     Never waits on the database (safe to call from async code).
     """
     values = clean_signal(data)
-    get_ingestor().append([journal.encode(values)], [values])
+    get_ingestor().append([journal.encode(values)])
     return values["signal_id"]
 
 
@@ -449,7 +402,7 @@ def log_signals(iterable) -> list[str]:
         raise ValidationError(errors)
     if cleaned:
         now_ms = int(time.time() * 1000)
-        get_ingestor().append([journal.encode(values, now_ms=now_ms) for values in cleaned], cleaned)
+        get_ingestor().append([journal.encode(values, now_ms=now_ms) for values in cleaned])
     return [values["signal_id"] for values in cleaned]
 
 

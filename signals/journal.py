@@ -4,11 +4,14 @@ Layout (one directory, ``SIGNALHUB_JOURNAL_DIR``):
 
 - ``<host>-<pid>-<token>-<seq>.seg``: a segment. One line per signal::
 
-      <crc32 of the rest, 8 hex> <append time, ms> <cleaned values as JSON>\\n
+      <crc32 of the rest, 8 hex> <append time, ms> <cleaned values as a JSON array>\\n
 
-  The values are those ``clean_signal`` returned (timestamps as ISO text), so a
-  replay never validates again against a clock that has moved on. The checksum
-  tells a torn or damaged line from a good one.
+  The values are those ``clean_signal`` returned, in ``LINE_FIELDS`` order
+  (null where absent, timestamps as ISO text in UTC), so a replay never
+  validates again against a clock that has moved on. The checksum tells a torn
+  or damaged line from a good one; a line whose checksum matches is one
+  ``encode`` wrote, which is what lets the writer hand a batch of them to the
+  database to unpack without decoding each in Python (``signals.writer``).
 - ``<segment>.done``: the byte offset up to which the owner has stored every
   line (written after each commit, never ahead of it). Recovery resumes there
   and monitoring counts the backlog from there.
@@ -28,7 +31,8 @@ import socket
 import time
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring_ascii
 from pathlib import Path
 
 from django.conf import settings
@@ -43,6 +47,16 @@ DATETIME_FIELDS = ("timestamp", "exit_timestamp", "created_at")
 REQUIRED = {"signal_id": str, "symbol": str, "action": str, "entry_price": float,
             "confidence": float, "timestamp": str, "sha256": str}
 READ_CHUNK = 1 << 20
+# What a line holds, in order: every field ``clean_signal`` gives a generator's
+# signal. Lifecycle fields (imports) are never journaled: imports write from
+# their own file, which is already a durable copy.
+LINE_FIELDS = (
+    "signal_id", "symbol", "action", "entry_price", "target_price", "stop_price", "confidence",
+    "strategy", "asset_type", "data_source", "timestamp", "sha256", "reasoning", "regime",
+    "consensus_agreement", "sources_count", "service_type", "generated_by", "metadata",
+)
+_LINE_FIELD_SET = frozenset(LINE_FIELDS)
+_TIMESTAMP = LINE_FIELDS.index("timestamp")
 
 
 class CorruptLine(Exception):
@@ -56,27 +70,40 @@ def journal_dir() -> Path:
 # Lines ------------------------------------------------------------------------------
 
 
-# Built once: json.dumps with keyword arguments builds an encoder per call.
-_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_LINE_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+if c_make_encoder is not None:
+    # JSONEncoder.encode builds this C encoder (and a closure) for every call;
+    # a line is one call on log_signal's path, so it is built once here.
+    # Same arguments as JSONEncoder gives it, so the same text.
+    _line_encoder = c_make_encoder(None, _LINE_JSON.default, encode_basestring_ascii, None, ":", ",",
+                                   False, False, False)
+
+    def _encode_json(row):
+        return "".join(_line_encoder(row, 0))
+else:
+    _encode_json = _LINE_JSON.encode
 
 
 def encode(values: dict, *, now_ms: int | None = None) -> bytes:
-    """Return the journal line (bytes, newline-terminated) for one cleaned signal."""
+    """Return the journal line (bytes, newline-terminated) for one cleaned signal.
+
+    Raises ValueError for a field a line does not hold, rather than dropping it.
+    """
+    if not values.keys() <= _LINE_FIELD_SET:
+        raise ValueError(f"cannot journal {', '.join(sorted(values.keys() - _LINE_FIELD_SET))}: "
+                         "a journal line holds a generator's signal only")
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    if "exit_timestamp" in values or "created_at" in values:
-        values = dict(values)
-        for key in DATETIME_FIELDS:
-            if values.get(key) is not None:
-                values[key] = values[key].isoformat()
-    elif values.get("timestamp") is not None:
-        # The common case (on log_signal's path): one copy, same key order.
-        values = {**values, "timestamp": values["timestamp"].isoformat()}
-    data = b"%d %s" % (now_ms, _encode_json(values).encode())
+    get = values.get
+    row = [get(name) for name in LINE_FIELDS]
+    timestamp = row[_TIMESTAMP]
+    # In UTC always: the SQLite writer turns this text into Django's stored form as it is.
+    row[_TIMESTAMP] = (timestamp if timestamp.tzinfo is UTC else timestamp.astimezone(UTC)).isoformat()
+    data = b"%d %s" % (now_ms, _encode_json(row).encode())
     return b"%08x %s\n" % (zlib.crc32(data), data)
 
 
-def decode(line: bytes) -> tuple[int, dict]:
-    """Return ``(append time in ms, cleaned values)`` of one line (without its newline)."""
+def check(line: bytes) -> tuple[int, bytes]:
+    """Return ``(append time in ms, the JSON payload)`` of a line whose checksum matches; else CorruptLine."""
     if len(line) < 12 or line[8:9] != b" ":
         raise CorruptLine("malformed line: no checksum prefix")
     body = line[9:]
@@ -86,14 +113,33 @@ def decode(line: bytes) -> tuple[int, dict]:
         raise CorruptLine("malformed line: checksum is not hexadecimal") from None
     if zlib.crc32(body) != expected:
         raise CorruptLine("checksum mismatch: the line is damaged or torn")
+    stamp, _, payload = body.partition(b" ")
     try:
-        stamp, payload = body.split(b" ", 1)
-        appended_ms = int(stamp)
-        values = json.loads(payload)
+        return int(stamp), payload
+    except ValueError:
+        raise CorruptLine("unreadable line: the append time is not a number") from None
+
+
+def decode(line: bytes) -> tuple[int, dict]:
+    """Return ``(append time in ms, cleaned values)`` of one line (without its newline)."""
+    appended_ms, payload = check(line)
+    return appended_ms, decode_payload(payload)
+
+
+def decode_payload(payload: bytes) -> dict:
+    """Return the cleaned values of a line's JSON payload; CorruptLine if they cannot be a signal's."""
+    try:
+        data = json.loads(payload)
     except ValueError as exc:
         raise CorruptLine(f"unreadable line: {exc}") from None
-    if not isinstance(values, dict):
-        raise CorruptLine("unreadable line: the values are not a mapping")
+    if isinstance(data, list):
+        if len(data) != len(LINE_FIELDS):
+            raise CorruptLine(f"unreadable line: {len(data)} values, not {len(LINE_FIELDS)}")
+        values = {name: value for name, value in zip(LINE_FIELDS, data, strict=True) if value is not None}
+    elif isinstance(data, dict):
+        values = data  # a line written before lines were arrays
+    else:
+        raise CorruptLine("unreadable line: the values are neither an array nor a mapping")
     for key, kind in REQUIRED.items():
         if not isinstance(values.get(key), kind) or isinstance(values.get(key), bool):
             raise CorruptLine(f"{key}: missing or not {kind.__name__} in the journal line")
@@ -105,25 +151,28 @@ def decode(line: bytes) -> tuple[int, dict]:
                 raise CorruptLine(f"{key}: not an ISO-8601 date and time in the journal line") from None
             if values[key].tzinfo is None:
                 raise CorruptLine(f"{key}: has no time zone in the journal line")
-    return appended_ms, values
+    return values
 
 
-@dataclass(slots=True)  # thousands are kept in memory: no per-instance __dict__
+@dataclass(slots=True)  # a batch holds thousands: no per-instance __dict__
 class Line:
     offset: int  # where the line starts in its segment
     end: int  # offset just past its newline
     raw: bytes
     appended_ms: int | None = None
-    values: dict | None = None
+    values: dict | None = None  # read with decode=False: None, see payload
     error: str | None = None  # set when the line is corrupt or torn
+    payload: bytes | None = None  # the JSON values of a line whose checksum matches
 
 
-def read_lines(fd: int, start: int, end: int, *, max_lines: int, final: bool):
+def read_lines(fd: int, start: int, end: int, *, max_lines: int, final: bool, decode: bool = True):
     """Return the lines of ``fd`` between byte offsets ``start`` and ``end`` (at most ``max_lines``).
 
-    Only whole lines are returned. With ``final`` (a dead owner's segment, read
-    to its end) bytes after the last newline are a torn last line and come back
-    as one corrupt ``Line``.
+    Only whole lines are returned. Each line's checksum is checked; with
+    ``decode`` its values are decoded too, else only its ``payload`` is kept
+    (the flusher's way: the database unpacks a batch of payloads itself).
+    With ``final`` (a dead owner's segment, read to its end) bytes after the
+    last newline are a torn last line and come back as one corrupt ``Line``.
     """
     lines = []
     offset = start
@@ -149,7 +198,9 @@ def read_lines(fd: int, start: int, end: int, *, max_lines: int, final: bool):
             raw = bytes(body[position:newline])
             line = Line(offset + position, offset + newline + 1, raw)
             try:
-                line.appended_ms, line.values = decode(raw)
+                line.appended_ms, line.payload = check(raw)
+                if decode:
+                    line.values = decode_payload(line.payload)
             except CorruptLine as exc:
                 line.error = str(exc)
             lines.append(line)

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from signals import journal
-from signals.writer import write_batch
+from signals.writer import Incoming, write_batch
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +44,14 @@ class FlushReport:
 
 def replay_segment(claimed: journal.ClaimedSegment) -> dict:
     """Write every line of a claimed segment from its done offset, then retire it; return the counts."""
-    from signals.ingest import line_to_incoming
-
     result = dict.fromkeys(("stored", "duplicates", "conflicts", "quarantined"), 0)
     offset = claimed.start
     batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
     while offset < claimed.size:
-        lines = journal.read_lines(claimed.fd, offset, claimed.size, max_lines=batch_max, final=True)
+        lines = journal.read_lines(claimed.fd, offset, claimed.size, max_lines=batch_max, final=True, decode=False)
         if not lines:
             break
-        written = write_batch([line_to_incoming(claimed.name, line) for line in lines])
+        written = write_batch([Incoming.from_line(claimed.name, line) for line in lines])
         for key, value in written.as_dict().items():
             result[key] += value
         offset = lines[-1].end

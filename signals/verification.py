@@ -178,9 +178,8 @@ def probe_write_path(now):
     transactions.)
     """
     from signals import journal
-    from signals.ingest import line_to_incoming
     from signals.validation import clean_signal
-    from signals.writer import write_batch
+    from signals.writer import Incoming, write_batch
     from sync.models import Delivery
 
     signal_id = f"VERIFY-PROBE-{uuid.uuid4().hex[:16]}"
@@ -196,7 +195,7 @@ def probe_write_path(now):
         if len(lines) != 1 or lines[0].error or lines[0].values != values:
             found = lines[0].error if len(lines) == 1 and lines[0].error else f"{len(lines)} lines, values differ"
             raise AssertionError(f"the journal did not give back what was appended ({found})")
-        incoming = line_to_incoming(segment.name, lines[0])
+        incoming = Incoming.from_line(segment.name, lines[0])
         leftovers = list(Path(directory).iterdir())
         if leftovers:
             raise AssertionError(f"the retired segment left files behind: {[p.name for p in leftovers]}")

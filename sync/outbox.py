@@ -19,15 +19,23 @@ logger = logging.getLogger(__name__)
 CHUNK = 500
 
 
-def insert_missing_sql(delivery_table, signal_table, where=""):
-    """Return the INSERT ... SELECT that queues a pending delivery for each signal without one."""
+def queue_sql(delivery_table, source):
+    """Return the INSERT ... SELECT that queues a pending delivery for each row of ``source``.
+
+    ``source`` is a FROM clause whose rows, aliased ``s``, carry the signal's
+    primary key as ``s.id``. Three parameters: when it is due, queued, updated.
+    """
     return (
         f'INSERT INTO "{delivery_table}" (signal_id, state, attempt_count, next_attempt_at, lease_owner, '
         f"last_error, error_class, alpine_signal_id, queued_at, updated_at) "
-        f"SELECT s.id, 'pending', 0, %s, '', '', '', '', %s, %s "
-        f'FROM "{signal_table}" s '
-        f'WHERE NOT EXISTS (SELECT 1 FROM "{delivery_table}" d WHERE d.signal_id = s.id){where}'
+        f"SELECT s.id, 'pending', 0, %s, '', '', '', '', %s, %s FROM {source}"
     )
+
+
+def insert_missing_sql(delivery_table, signal_table, where=""):
+    """Return the INSERT ... SELECT that queues a pending delivery for each signal without one."""
+    return queue_sql(delivery_table, f'"{signal_table}" s '
+                     f'WHERE NOT EXISTS (SELECT 1 FROM "{delivery_table}" d WHERE d.signal_id = s.id){where}')
 
 
 def _tables():
@@ -61,6 +69,24 @@ def enqueue_deliveries(signal_ids):
                 cursor.execute(insert_missing_sql(*_tables(), where=f" AND s.signal_id IN ({marks})"),
                                [now, now, now, *chunk])
                 queued += cursor.rowcount
+    return queued_in_this_transaction(queued)
+
+
+def enqueue_inserted_after(signal_pk):
+    """Queue a delivery for each signal whose primary key is above ``signal_pk``; return how many.
+
+    For a writer that has just inserted its batch inside a transaction that
+    no other writer can enter (SQLite's IMMEDIATE transactions), after reading
+    the highest key: every row above it is one of its own.
+    """
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(insert_missing_sql(*_tables(), where=" AND s.id > %s"), [now, now, now, signal_pk])
+        return queued_in_this_transaction(cursor.rowcount)
+
+
+def queued_in_this_transaction(queued):
+    """Note ``queued`` deliveries made in the current transaction (the push, if on) and return the count."""
     if queued and settings.SIGNALHUB_SYNC_PUSH:
         # Low latency: deliver right after the batch commits, not at the next pass.
         transaction.on_commit(push_delivery)

@@ -47,7 +47,7 @@ def test_batch_below_size_waits_for_the_timeout_on_a_controlled_clock(journal_di
         ingestor.start = lambda: None
         ingestor.thread = object()
         cleaned = [_clean(signal_data()) for _ in range(3)]
-        ingestor.append([journal.encode(values) for values in cleaned], cleaned)
+        ingestor.append([journal.encode(values) for values in cleaned])
         assert not ingestor.is_due()
         assert ingestor.run_pass() is False
         traveller.shift(timedelta(seconds=4.9))
