@@ -6,8 +6,9 @@ survives a SIGKILL of the process (the line is in the kernel's page cache; with
 ``SIGNALHUB_JOURNAL_FSYNC=always`` it also survives a power loss).
 
 One flusher thread per process reads its own segments back from the last
-committed offset (checksums checked, nothing decoded: the database unpacks the
-lines) and hands batches to ``signals.writer.write_batch``. A write
+committed offset and writes them batch by batch with
+``signals.writer.write_journal_batch`` (checksums checked, nothing decoded:
+the database unpacks the lines). A write
 is due when ``SIGNALHUB_BATCH_SIZE`` signals are pending, when the oldest has
 waited ``SIGNALHUB_BATCH_TIMEOUT`` seconds, on ``flush_pending()``, and at exit
 (atexit, SIGTERM, SIGINT). Because the flusher reads the journal rather than a
@@ -31,7 +32,7 @@ from django.db import DatabaseError, connection
 
 from signals import journal
 from signals.validation import clean_signal
-from signals.writer import Incoming, write_batch
+from signals.writer import write_journal_batch
 
 logger = logging.getLogger(__name__)
 
@@ -203,15 +204,15 @@ class Ingestor:
         batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
         for segment, size in snapshot:
             while segment.read_offset < size:
-                lines = journal.read_lines(segment.reader(), segment.read_offset, size, max_lines=batch_max,
-                                           final=False, decode=False)
-                if not lines:
+                batch = write_journal_batch(segment.reader(), segment.name, segment.read_offset, size,
+                                            max_lines=batch_max, final=False)
+                if batch is None:
                     break
-                written = write_batch([Incoming.from_line(segment.name, line) for line in lines])
+                written, end, count = batch
                 # After the commit, never before: the done offset only moves over stored lines.
-                segment.mark_done(lines[-1].end)
+                segment.mark_done(end)
                 with self.lock:
-                    self.resolved += len(lines)
+                    self.resolved += count
                     self.committed += written.stored
                     if self.resolved == self.appended:
                         self.first_pending_at = None

@@ -46,7 +46,7 @@ DATETIME_FIELDS = ("timestamp", "exit_timestamp", "created_at")
 # Keys and types a journal line must carry to be written as a Signal.
 REQUIRED = {"signal_id": str, "symbol": str, "action": str, "entry_price": float,
             "confidence": float, "timestamp": str, "sha256": str}
-READ_CHUNK = 1 << 20
+READ_CHUNK = 1 << 22
 # What a line holds, in order: every field ``clean_signal`` gives a generator's
 # signal. Lifecycle fields (imports) are never journaled: imports write from
 # their own file, which is already a durable copy.
@@ -207,6 +207,38 @@ def read_lines(fd: int, start: int, end: int, *, max_lines: int, final: bool, de
             position = newline + 1
         offset += position
     return lines
+
+
+def read_payloads(fd: int, start: int, end: int, *, max_lines: int):
+    """Return ``(payloads, offset after them)`` of up to ``max_lines`` whole lines from ``start``, or None.
+
+    The flusher's read: every line's checksum is checked, and nothing is built
+    per line but its payload. None if any line fails its check or is longer
+    than a chunk: the caller then reads the range with ``read_lines``, which
+    tells each line's fate.
+    """
+    payloads = []
+    offset = start
+    crc32 = zlib.crc32
+    try:
+        while offset < end and len(payloads) < max_lines:
+            chunk = os.pread(fd, min(READ_CHUNK, end - offset), offset)
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                # A torn last line, or one longer than a chunk: read_lines tells which.
+                if payloads:
+                    break
+                return None
+            raws = chunk[:cut].split(b"\n")
+            del raws[max_lines - len(payloads):]
+            for raw in raws:
+                if raw[8:9] != b" " or crc32(raw[9:]) != int(raw[:8], 16):
+                    return None
+                payloads.append(raw[raw.index(b" ", 9) + 1:])
+            offset += sum(map(len, raws)) + len(raws)
+    except ValueError:  # a checksum that is not hexadecimal, or no append time
+        return None
+    return payloads, offset
 
 
 # Segments owned by this process ------------------------------------------------------

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from signals import journal
-from signals.writer import Incoming, write_batch
+from signals.writer import write_journal_batch
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +48,12 @@ def replay_segment(claimed: journal.ClaimedSegment) -> dict:
     offset = claimed.start
     batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
     while offset < claimed.size:
-        lines = journal.read_lines(claimed.fd, offset, claimed.size, max_lines=batch_max, final=True, decode=False)
-        if not lines:
+        batch = write_journal_batch(claimed.fd, claimed.name, offset, claimed.size, max_lines=batch_max, final=True)
+        if batch is None:
             break
-        written = write_batch([Incoming.from_line(claimed.name, line) for line in lines])
+        written, offset, _ = batch
         for key, value in written.as_dict().items():
             result[key] += value
-        offset = lines[-1].end
         claimed.mark_done(offset)
     claimed.retire()
     logger.info("replayed journal segment %s: %s", claimed.name, result)

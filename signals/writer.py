@@ -230,13 +230,40 @@ def _write_lines(items, dry_run) -> WriteResult | None:
     general path, which decodes each line and sorts out duplicates, conflicts
     and refused rows.
     """
-    inserter = _LINE_INSERTERS.get(connection.vendor)
-    if inserter is None or not items or any(item.payload is None for item in items):
+    if any(item.payload is None for item in items):
         return None
-    batch = (b"[" + b",".join([item.payload for item in items]) + b"]").decode("ascii")
+    return _write_payloads([item.payload for item in items], dry_run)
+
+
+def write_journal_batch(fd, segment_name, start, end, *, max_lines, final):
+    """Write the next batch of a segment's lines from byte ``start``; return ``(result, offset after it, lines)``.
+
+    None when there is no whole line to write. The flusher's and recovery's
+    way: checksums checked in bulk and the payloads handed to the database
+    (``_write_payloads``); if anything is off (a bad line, an id already
+    stored, ``SIGNALHUB_WRITE_METHOD=orm``) the same lines go through
+    ``write_batch`` one ``Incoming`` each.
+    """
+    if settings.SIGNALHUB_WRITE_METHOD == "fast":
+        read = journal.read_payloads(fd, start, end, max_lines=max_lines)
+        if read is not None and read[0]:
+            result = _write_payloads(read[0], dry_run=False)
+            if result is not None:
+                return result, read[1], len(read[0])
+    lines = journal.read_lines(fd, start, end, max_lines=max_lines, final=final, decode=False)
+    if not lines:
+        return None
+    return write_batch([Incoming.from_line(segment_name, line) for line in lines]), lines[-1].end, len(lines)
+
+
+def _write_payloads(payloads, dry_run) -> WriteResult | None:
+    inserter = _LINE_INSERTERS.get(connection.vendor)
+    if inserter is None or not payloads:
+        return None
+    batch = (b"[" + b",".join(payloads) + b"]").decode("ascii")
     try:
         with transaction.atomic():
-            stored = inserter(batch, len(items))
+            stored = inserter(batch, len(payloads))
             if dry_run:
                 transaction.set_rollback(True)
     except _NotAllNew:
@@ -246,11 +273,11 @@ def _write_lines(items, dry_run) -> WriteResult | None:
         if "JSON" not in str(exc):
             raise
         logger.warning("the database could not read a batch of %d journal lines (%s); decoding them one by one",
-                       len(items), exc)
+                       len(payloads), exc)
         return None
     except (IntegrityError, DataError) as exc:
         logger.warning("the database refused a batch of %d journal lines (%s); decoding them one by one",
-                       len(items), exc)
+                       len(payloads), exc)
         return None
     return WriteResult(stored=stored)
 

@@ -149,3 +149,41 @@ def test_a_field_a_line_cannot_hold_is_refused_not_dropped():
     values = clean_signal(signal_data())
     with pytest.raises(ValueError, match="outcome"):
         journal.encode({**values, "outcome": "win"})
+
+
+def test_the_bulk_read_gives_the_same_payloads_and_offsets_as_the_line_reader(tmp_path):
+    path = tmp_path / "bulk.seg"
+    whole = b"".join(journal.encode(clean_signal(signal_data())) for _ in range(10))
+    path.write_bytes(whole + b"0badc0de 17000 [torn")  # a torn last line: never part of a batch
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = path.stat().st_size
+        lines = journal.read_lines(fd, 0, size, max_lines=100, final=False, decode=False)
+        offset, batches = 0, []
+        while (read := journal.read_payloads(fd, offset, size, max_lines=4)) is not None and read[0]:
+            batches.append(read[0])
+            offset = read[1]
+        assert [len(batch) for batch in batches] == [4, 4, 2] and offset == len(whole)
+        assert [payload for batch in batches for payload in batch] == [line.payload for line in lines]
+        assert journal.read_payloads(fd, lines[4].offset, size, max_lines=4)[1] == lines[7].end
+        # A damaged line anywhere in the range: the caller must read it line by line.
+        path.write_bytes(whole[:100] + b"X" + whole[101:])
+        assert journal.read_payloads(fd, 0, len(whole), max_lines=100) is None
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("method", ["fast", "orm"])
+def test_a_segment_batch_is_written_whole_by_either_method(tmp_path, settings, method):
+    settings.SIGNALHUB_WRITE_METHOD = method
+    path = tmp_path / "method.seg"
+    cleaned = [clean_signal(signal_data()) for _ in range(5)]
+    path.write_bytes(b"".join(journal.encode(values) for values in cleaned))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        result, end, count = writer.write_journal_batch(fd, path.name, 0, path.stat().st_size, max_lines=100,
+                                                        final=True)
+    finally:
+        os.close(fd)
+    assert (result.stored, end, count) == (5, path.stat().st_size, 5)
+    assert Delivery.objects.filter(signal__signal_id__in=[values["signal_id"] for values in cleaned]).count() == 5
