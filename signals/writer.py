@@ -131,6 +131,11 @@ def write_batch(items, *, dry_run=False, method=None) -> WriteResult:
     result = _write_lines(items, dry_run) if method == "fast" else None
     if result is not None:
         return result
+    return _write_general(items, dry_run, method)
+
+
+def _write_general(items, dry_run, method) -> WriteResult:
+    """The general path: decode what needs it, then account for every record (``_apply``)."""
     try:
         with transaction.atomic():
             result = _apply(items, method)
@@ -241,8 +246,8 @@ def write_journal_batch(fd, segment_name, start, end, *, max_lines, final):
     None when there is no whole line to write. The flusher's and recovery's
     way: checksums checked in bulk and the payloads handed to the database
     (``_write_payloads``); if anything is off (a bad line, an id already
-    stored, ``SIGNALHUB_WRITE_METHOD=orm``) the same lines go through
-    ``write_batch`` one ``Incoming`` each.
+    stored, ``SIGNALHUB_WRITE_METHOD=orm``) the same lines go through the
+    general path, one ``Incoming`` each.
     """
     if settings.SIGNALHUB_WRITE_METHOD == "fast":
         read = journal.read_payloads(fd, start, end, max_lines=max_lines)
@@ -253,7 +258,9 @@ def write_journal_batch(fd, segment_name, start, end, *, max_lines, final):
     lines = journal.read_lines(fd, start, end, max_lines=max_lines, final=final, decode=False)
     if not lines:
         return None
-    return write_batch([Incoming.from_line(segment_name, line) for line in lines]), lines[-1].end, len(lines)
+    # Straight to the general path: the database path has declined these lines already (or cannot take them).
+    items = [Incoming.from_line(segment_name, line) for line in lines]
+    return _write_general(items, False, settings.SIGNALHUB_WRITE_METHOD), lines[-1].end, len(lines)
 
 
 def _write_payloads(payloads, dry_run) -> WriteResult | None:

@@ -6,6 +6,7 @@ import zlib
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from signals import journal, writer
 from signals.models import QuarantinedRecord, Signal, SignalConflict
@@ -187,3 +188,21 @@ def test_a_segment_batch_is_written_whole_by_either_method(tmp_path, settings, m
         os.close(fd)
     assert (result.stored, end, count) == (5, path.stat().st_size, 5)
     assert Delivery.objects.filter(signal__signal_id__in=[values["signal_id"] for values in cleaned]).count() == 5
+
+
+def test_a_declined_segment_batch_goes_to_the_general_path_without_a_second_try(tmp_path, monkeypatch):
+    cleaned = [clean_signal(signal_data()) for _ in range(4)]
+    write_batch([Incoming(cleaned[0], "earlier")])  # a replay: the first line is already stored
+    tries = []
+    inserter = writer._LINE_INSERTERS[connection.vendor]
+    monkeypatch.setitem(writer._LINE_INSERTERS, connection.vendor, lambda *args: tries.append(1) or inserter(*args))
+    path = tmp_path / "replay.seg"
+    path.write_bytes(b"".join(journal.encode(values) for values in cleaned))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        result, _, count = writer.write_journal_batch(fd, path.name, 0, path.stat().st_size, max_lines=100,
+                                                      final=True)
+    finally:
+        os.close(fd)
+    assert (result.stored, result.duplicates, count) == (3, 1, 4)
+    assert tries == [1]
