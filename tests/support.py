@@ -1,5 +1,6 @@
-"""Rows and processes for the operations tests (archive, monitor, verify, cluster)."""
+"""Rows, processes and the local Alpine for tests that need more than one module does."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -13,6 +14,23 @@ from signals.validation import clean_signal
 from tests.factories import signal_data
 
 ROOT = Path(__file__).resolve().parent.parent
+ALPINE_STUB_KEY = "stub-key-0123456789abcdef"
+
+
+@contextlib.contextmanager
+def alpine_stub_as_alpine(monkeypatch):
+    """Run the real Alpine stub on an ephemeral loopback port, configured as SignalHub's Alpine."""
+    from sync.stub import AlpineStub
+
+    server = AlpineStub(key=ALPINE_STUB_KEY, seed=7).start()
+    monkeypatch.setenv("ALPINE_API_URL", server.url)
+    monkeypatch.setenv("ARGO_API_KEY", ALPINE_STUB_KEY)
+    monkeypatch.delenv("ALPINE_SYNC_ENABLED", raising=False)
+    monkeypatch.delenv("SIGNALHUB_CONFIG_FILE", raising=False)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def store_signals(count, *, created_at, step=timedelta(minutes=1), using="default", **overrides):

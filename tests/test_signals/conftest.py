@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import signals.ingest
-from tests.support import database_url
+from tests.support import alpine_stub_as_alpine, database_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("child.py")
@@ -43,9 +43,6 @@ def acked(stdout_text):
     return [line.split(" ", 1)[1] for line in stdout_text.split("\n")[:-1] if line.startswith("ACK ")]
 
 
-ALPINE_STUB_KEY = "stub-key-0123456789abcdef"
-
-
 @pytest.fixture
 def sync_off(monkeypatch):
     """Delivery to Alpine switched off by configuration (no ALPINE_API_URL)."""
@@ -56,13 +53,6 @@ def sync_off(monkeypatch):
 @pytest.fixture
 def alpine_stub(monkeypatch, settings):
     """The real Alpine stub on an ephemeral loopback port, configured as SignalHub's Alpine."""
-    from sync.stub import AlpineStub
-
     settings.ALPINE_TIMEOUT = 2.0
-    server = AlpineStub(key=ALPINE_STUB_KEY, seed=7).start()
-    monkeypatch.setenv("ALPINE_API_URL", server.url)
-    monkeypatch.setenv("ARGO_API_KEY", ALPINE_STUB_KEY)
-    monkeypatch.delenv("ALPINE_SYNC_ENABLED", raising=False)
-    monkeypatch.delenv("SIGNALHUB_CONFIG_FILE", raising=False)
-    yield server
-    server.stop()
+    with alpine_stub_as_alpine(monkeypatch) as server:
+        yield server

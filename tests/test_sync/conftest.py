@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.stub import AlpineStub
-from tests.support import database_url
+from tests.support import ALPINE_STUB_KEY as STUB_KEY
+from tests.support import alpine_stub_as_alpine, database_url
 
-STUB_KEY = "stub-key-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,13 +26,8 @@ def fast_sync(settings):
 @pytest.fixture
 def stub(monkeypatch, fast_sync):
     """A real Alpine stub on an ephemeral loopback port, configured as SignalHub's Alpine."""
-    server = AlpineStub(key=STUB_KEY, seed=7).start()
-    monkeypatch.setenv("ALPINE_API_URL", server.url)
-    monkeypatch.setenv("ARGO_API_KEY", STUB_KEY)
-    monkeypatch.delenv("ALPINE_SYNC_ENABLED", raising=False)
-    monkeypatch.delenv("SIGNALHUB_CONFIG_FILE", raising=False)
-    yield server
-    server.stop()
+    with alpine_stub_as_alpine(monkeypatch) as server:
+        yield server
 
 
 def subprocess_env(stub_url, **extra):
