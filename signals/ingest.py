@@ -84,7 +84,6 @@ class Ingestor:
         with self.lock:
             segment = self._writable_segment(len(data))
             segment.append(data, fsync=settings.SIGNALHUB_JOURNAL_FSYNC == "always")
-            segment.lines += len(lines)
             if self.appended == self.resolved:
                 self.first_pending_at = self.clock()
             self.appended += len(lines)

@@ -252,9 +252,7 @@ class OwnedSegment:
     fd: int
     created: float = field(default_factory=time.monotonic)
     size: int = 0  # bytes of whole lines appended
-    lines: int = 0
     read_offset: int = 0  # bytes whose signals are resolved (stored, duplicate, conflict, quarantined)
-    read_lines: int = 0
     sealed: bool = False
     synced_size: int = 0
     read_fd: int | None = None

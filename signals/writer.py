@@ -348,9 +348,9 @@ def _sqlite_lines_insert():
 
 def _insert_lines_sqlite(batch, count):
     sql, params = _sqlite_lines_insert()
-    created_at = sqlite_datetime(timezone.now())
+    values = {"created_at": sqlite_datetime(timezone.now()), "batch": batch}
     with connection.cursor() as cursor:
-        cursor.execute(sql, [created_at if name == "created_at" else batch for name in params])
+        cursor.execute(sql, [values[name] for name in params])
         if cursor.rowcount != count:
             raise _NotAllNew
         # One statement in an IMMEDIATE transaction: its rows took the keys

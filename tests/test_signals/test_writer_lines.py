@@ -43,6 +43,18 @@ def lines_read_back(tmp_path, values_list, junk=()):
     return [Incoming.from_line(path.name, line) for line in lines]
 
 
+def segment_batch(tmp_path, values_list):
+    """Journal ``values_list`` to a segment file and write it as the flusher does; return (batch, file size)."""
+    path = tmp_path / "batch.seg"
+    path.write_bytes(b"".join(journal.encode(values) for values in values_list))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = path.stat().st_size
+        return writer.write_journal_batch(fd, path.name, 0, size, max_lines=10_000, final=True), size
+    finally:
+        os.close(fd)
+
+
 def stored_row(signal_id):
     row = Signal.objects.filter(signal_id=signal_id).values().get()
     return {key: value for key, value in row.items() if key not in ("id", "signal_id", "sha256", "created_at")}
@@ -177,16 +189,9 @@ def test_the_bulk_read_gives_the_same_payloads_and_offsets_as_the_line_reader(tm
 @pytest.mark.parametrize("method", ["fast", "orm"])
 def test_a_segment_batch_is_written_whole_by_either_method(tmp_path, settings, method):
     settings.SIGNALHUB_WRITE_METHOD = method
-    path = tmp_path / "method.seg"
     cleaned = [clean_signal(signal_data()) for _ in range(5)]
-    path.write_bytes(b"".join(journal.encode(values) for values in cleaned))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        result, end, count = writer.write_journal_batch(fd, path.name, 0, path.stat().st_size, max_lines=100,
-                                                        final=True)
-    finally:
-        os.close(fd)
-    assert (result.stored, end, count) == (5, path.stat().st_size, 5)
+    (result, end, count), size = segment_batch(tmp_path, cleaned)
+    assert (result.stored, end, count) == (5, size, 5)
     assert Delivery.objects.filter(signal__signal_id__in=[values["signal_id"] for values in cleaned]).count() == 5
 
 
@@ -196,13 +201,6 @@ def test_a_declined_segment_batch_goes_to_the_general_path_without_a_second_try(
     tries = []
     inserter = writer._LINE_INSERTERS[connection.vendor]
     monkeypatch.setitem(writer._LINE_INSERTERS, connection.vendor, lambda *args: tries.append(1) or inserter(*args))
-    path = tmp_path / "replay.seg"
-    path.write_bytes(b"".join(journal.encode(values) for values in cleaned))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        result, _, count = writer.write_journal_batch(fd, path.name, 0, path.stat().st_size, max_lines=100,
-                                                      final=True)
-    finally:
-        os.close(fd)
+    (result, _, count), _ = segment_batch(tmp_path, cleaned)
     assert (result.stored, result.duplicates, count) == (3, 1, 4)
     assert tries == [1]
