@@ -3,7 +3,7 @@
 import json
 import os
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import connection
@@ -204,3 +204,15 @@ def test_a_declined_segment_batch_goes_to_the_general_path_without_a_second_try(
     (result, _, count), _ = segment_batch(tmp_path, cleaned)
     assert (result.stored, result.duplicates, count) == (3, 1, 4)
     assert tries == [1]
+
+
+def test_a_timestamp_in_another_zone_is_journaled_and_stored_as_the_same_instant_in_utc(tmp_path):
+    # The SQLite line insert turns "...+00:00" text into Django's stored form: encode() must write UTC.
+    values = clean_signal(signal_data())
+    moment = datetime(2025, 6, 1, 16, 30, 5, 250000, tzinfo=timezone(timedelta(hours=2)))
+    values["timestamp"] = moment
+    payload = journal.check(journal.encode(values)[:-1])[1]
+    assert json.loads(payload)[journal.LINE_FIELDS.index("timestamp")] == "2025-06-01T14:30:05.250000+00:00"
+    (result, _, _), _ = segment_batch(tmp_path, [values])
+    assert result.stored == 1
+    assert Signal.objects.get(signal_id=values["signal_id"]).timestamp == moment
