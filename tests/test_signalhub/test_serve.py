@@ -58,8 +58,13 @@ def test_ctrl_c_stops_the_web_server_and_the_cluster(tmp_path):
             except OSError:
                 time.sleep(0.5)
         assert status == 200
+        # The web server can answer before the cluster has started its workers: wait for them.
+        deadline = time.monotonic() + 60
         processes = descendants(serve.pid)
-        assert len(processes) >= 4  # web, the cluster and its sentinel, workers...
+        while len(processes) < 4 and time.monotonic() < deadline:  # web, the cluster and its sentinel, workers...
+            time.sleep(0.2)
+            processes = descendants(serve.pid)
+        assert len(processes) >= 4, f"serve started only {processes}"
 
         serve.send_signal(signal.SIGINT)
         assert serve.wait(timeout=60) == 0
