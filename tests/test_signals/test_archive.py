@@ -325,8 +325,8 @@ def test_rows_pointed_to_are_copied_not_moved_and_main_stays_authoritative(deliv
     assert links.index(ProbeDelivery) < links.index(ProbeAttempt) and links.index(Delivery) < links.index(DeliveryAttempt)
     alpine = ProbeDestination.objects.create(name="alpine")
     signals = store_signals(3, created_at=OLD)
-    for signal in signals[:2]:
-        delivery = ProbeDelivery.objects.create(signal=signal, destination=alpine, delivered_at=OLD)
+    for stored in signals[:2]:
+        delivery = ProbeDelivery.objects.create(signal=stored, destination=alpine, delivered_at=OLD)
         ProbeAttempt.objects.create(delivery=delivery, status_code=503, response={"error": "busy"})
         ProbeAttempt.objects.create(delivery=delivery, status_code=200, response={"ok": True})
     deliveries = list(ProbeDelivery.objects.order_by("pk").values_list())

@@ -1,7 +1,6 @@
 """SIGKILL at random moments, and a database locked or down: every acknowledged signal is stored once."""
 
 import random
-import signal
 import threading
 import time
 
