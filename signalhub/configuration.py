@@ -122,6 +122,8 @@ def write_path_entries():
         _entry("SIGNALHUB_BATCH_SIZE", settings.SIGNALHUB_BATCH_SIZE, "a write is due at this many pending signals"),
         _entry("SIGNALHUB_BATCH_TIMEOUT", settings.SIGNALHUB_BATCH_TIMEOUT, "... or when the oldest is this many seconds old"),
         _entry("SIGNALHUB_BATCH_MAX", settings.SIGNALHUB_BATCH_MAX, "most signals in one transaction"),
+        _entry("SIGNALHUB_FLUSH_WRITERS", settings.SIGNALHUB_FLUSH_WRITERS,
+               "PostgreSQL connections writing journal segments at once (SQLite: one)"),
         _entry("SIGNALHUB_FLUSH_INTERVAL", settings.SIGNALHUB_FLUSH_INTERVAL, "seconds between periodic flushes"),
         _entry("SIGNALHUB_FLUSH_RETRY_MAX", settings.SIGNALHUB_FLUSH_RETRY_MAX, "longest wait between write retries"),
         _entry("SIGNALHUB_EXIT_FLUSH_TIMEOUT", settings.SIGNALHUB_EXIT_FLUSH_TIMEOUT, "seconds to flush at exit"),

@@ -233,6 +233,9 @@ SIGNALHUB_BATCH_TIMEOUT = env_float("SIGNALHUB_BATCH_TIMEOUT", 5.0, minimum=0)
 # measured 7-12% faster end to end on SQLite than 5,000 (same on PostgreSQL),
 # and holds SQLite's write lock about 1.5 s, well inside the busy timeout.
 SIGNALHUB_BATCH_MAX = env_int("SIGNALHUB_BATCH_MAX", 20_000, minimum=1)
+# On PostgreSQL a backlog of several segments is written by this many
+# connections at once, one segment each (SQLite: always one).
+SIGNALHUB_FLUSH_WRITERS = env_int("SIGNALHUB_FLUSH_WRITERS", 2, minimum=1)
 # The periodic flush (django-q2) repeats this often within each minute.
 SIGNALHUB_FLUSH_INTERVAL = env_float("SIGNALHUB_FLUSH_INTERVAL", 10.0, minimum=1)
 # Database down or locked: retry after 0.5 s, doubling up to this many seconds.

@@ -32,7 +32,7 @@ from django.db import DatabaseError, connection
 
 from signals import journal
 from signals.validation import clean_signal
-from signals.writer import write_journal_batch
+from signals.writer import in_lanes, segment_writers, write_journal_batch
 
 logger = logging.getLogger(__name__)
 
@@ -195,13 +195,20 @@ class Ingestor:
         connection.close()
 
     def write_pending(self) -> dict:
-        """Write every line appended so far, batch by batch, oldest segment first; return the counts."""
+        """Write every line appended so far, batch by batch, oldest segment first; return the counts.
+
+        On PostgreSQL a backlog of several segments is written by up to
+        ``SIGNALHUB_FLUSH_WRITERS`` connections at once, one segment each
+        (``signals.writer.in_lanes``); within a segment, batches go in order.
+        """
         with self.lock:
-            snapshot = [(segment, segment.size) for segment in self.segments]
+            snapshot = [(segment, segment.size) for segment in self.segments if segment.read_offset < segment.size]
         # Counts only: keeping every stored id of a long backlog would grow with it.
         counts = dict.fromkeys(("stored", "duplicates", "conflicts", "quarantined"), 0)
-        batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
-        for segment, size in snapshot:
+
+        def write_segment(item):
+            segment, size = item
+            batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
             while segment.read_offset < size:
                 batch = write_journal_batch(segment.reader(), segment.name, segment.read_offset, size,
                                             max_lines=batch_max, final=False)
@@ -215,9 +222,13 @@ class Ingestor:
                     self.committed += written.stored
                     if self.resolved == self.appended:
                         self.first_pending_at = None
-                for key, value in written.as_dict().items():
-                    counts[key] += value
-        self._retire_finished()
+                    for key, value in written.as_dict().items():
+                        counts[key] += value
+
+        try:
+            in_lanes(write_segment, snapshot, segment_writers())
+        finally:
+            self._retire_finished()
         return counts
 
     def _sync_and_rotate(self):

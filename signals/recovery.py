@@ -9,13 +9,14 @@ the next pass.
 """
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import DatabaseError
 
 from signals import journal
-from signals.writer import write_journal_batch
+from signals.writer import in_lanes, segment_writers, write_journal_batch
 
 logger = logging.getLogger(__name__)
 
@@ -61,23 +62,38 @@ def replay_segment(claimed: journal.ClaimedSegment) -> dict:
 
 
 def replay_dead_segments(report: FlushReport | None = None) -> FlushReport:
-    """Replay every segment in the journal directory whose owner is dead."""
+    """Replay every segment in the journal directory whose owner is dead.
+
+    On PostgreSQL up to ``SIGNALHUB_FLUSH_WRITERS`` segments are replayed at
+    once, each on its own connection. A segment the database fails on stays
+    for the next pass, and no lane starts another: the database is likely down.
+    """
     report = report or FlushReport()
-    for path in journal.segment_paths():
+    lock = threading.Lock()
+
+    def replay(path):
         claimed = journal.try_claim(path)
         if claimed is None:
-            report.segments_live += 1
-            continue
+            with lock:
+                report.segments_live += 1
+            return
         try:
-            for key, value in replay_segment(claimed).items():
-                report.written[key] += value
-            report.segments_replayed += 1
+            counts = replay_segment(claimed)
         except (DatabaseError, OSError) as exc:
             claimed.release()
-            report.segments_failed += 1
-            report.errors.append(f"{path.name}: {exc}")
+            with lock:
+                report.segments_failed += 1
+                report.errors.append(f"{path.name}: {exc}")
             logger.warning("could not replay journal segment %s (%s); it stays for the next pass", path.name, exc)
-            # The database is likely down: the other segments would fail the same way.
-            break
+            raise
+        with lock:
+            for key, value in counts.items():
+                report.written[key] += value
+            report.segments_replayed += 1
+
+    try:
+        in_lanes(replay, journal.segment_paths(), segment_writers())
+    except (DatabaseError, OSError):
+        pass  # in the report, and logged
     journal.remove_leftovers()
     return report
