@@ -223,7 +223,9 @@ SIGNALHUB_JOURNAL_DIR = Path(env_str("SIGNALHUB_JOURNAL_DIR") or DATA_DIR / "jou
 # always: fdatasync before log_signal returns; batch: the flusher syncs each
 # segment when it is sealed; never: the operating system decides.
 SIGNALHUB_JOURNAL_FSYNC = env_choice("SIGNALHUB_JOURNAL_FSYNC", "batch", ("always", "batch", "never"))
-SIGNALHUB_JOURNAL_SEGMENT_BYTES = env_int("SIGNALHUB_JOURNAL_SEGMENT_BYTES", 16 * 1024 * 1024, minimum=4096)
+# 4 MiB (about 13,000 signals): a backlog spans several segments, which
+# PostgreSQL writes side by side (SIGNALHUB_FLUSH_WRITERS).
+SIGNALHUB_JOURNAL_SEGMENT_BYTES = env_int("SIGNALHUB_JOURNAL_SEGMENT_BYTES", 4 * 1024 * 1024, minimum=4096)
 SIGNALHUB_JOURNAL_SEGMENT_SECONDS = env_float("SIGNALHUB_JOURNAL_SEGMENT_SECONDS", 300.0, minimum=1)
 # A write is due when this many signals are pending, or the oldest is this old.
 SIGNALHUB_BATCH_SIZE = env_int("SIGNALHUB_BATCH_SIZE", 50, minimum=1)
