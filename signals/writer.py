@@ -432,10 +432,16 @@ def _postgresql_lines_insert():
 
 
 def _insert_lines_postgresql(batch, count):
+    import psycopg
+
     sql, params = _postgresql_lines_insert()
     now = timezone.now()
     values = {"created_at": now, "now": now, "batch": batch}
-    with connection.cursor() as cursor:
+    connection.ensure_connection()
+    # Bound by the server: Django's cursors bind on the client, which made the
+    # batch a literal of several MB in the statement's text for the server to
+    # scan (measured: 4% of its time per row, and the quoting in Python).
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, [values[name] for name in params])
         stored, queued = cursor.fetchone()
     if stored != count:
