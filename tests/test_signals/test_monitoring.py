@@ -2,41 +2,21 @@
 
 import json
 from datetime import timedelta
-from io import StringIO
 
 import pytest
-import time_machine
-from django.core.management import CommandError, call_command
 from django.db import connection
 
 from signals import monitoring
 from signals.models import Signal
-from tests.support import drop_index, store_signals, utc
+from tests.support import drop_index, store_signals
+from tests.test_signals.monitor_support import NOW, frozen_clock, monitor  # noqa: F401 (frozen_clock: autouse)
 
 pytestmark = pytest.mark.django_db(databases=["default", "archive"])
-
-NOW = utc(2026, 11, 20, 12, 0)
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 @pytest.fixture(autouse=True)
 def isolated(journal_dir, sync_off):
     """An empty journal of this test's own, and sync off (information only), whatever the environment says."""
-
-
-def monitor(*args):
-    """Run monitor_signals; return (exit code, stdout)."""
-    out = StringIO()
-    try:
-        call_command("monitor_signals", *args, stdout=out, stderr=StringIO())
-    except CommandError as error:
-        return error.returncode, out.getvalue()
-    return 0, out.getvalue()
 
 
 def flowing(count=30):

@@ -2,11 +2,8 @@
 
 import json
 from datetime import timedelta
-from io import StringIO
 
 import pytest
-import time_machine
-from django.core.management import CommandError, call_command
 from django.db import connection
 
 from signals import journal, monitoring
@@ -16,17 +13,10 @@ from sync.models import Delivery, Destination
 from sync.outbox import enqueue_deliveries
 from signals.validation import clean_signal
 from tests.factories import signal_data
-from tests.support import store_signals, utc
+from tests.support import store_signals
+from tests.test_signals.monitor_support import NOW, frozen_clock, monitor  # noqa: F401 (frozen_clock: autouse)
 
 pytestmark = pytest.mark.django_db(databases=["default", "archive"])
-
-NOW = utc(2026, 11, 20, 12, 0)
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 @pytest.fixture
@@ -42,15 +32,6 @@ def sync_on(monkeypatch):
 def flowing(journal_dir):
     """A steady flow over the last hour (no problem from the signals section) and an empty journal."""
     return store_signals(30, created_at=NOW - timedelta(minutes=59), step=timedelta(seconds=100), symbol="AAPL")
-
-
-def monitor(*args):
-    out = StringIO()
-    try:
-        call_command("monitor_signals", *args, stdout=out, stderr=StringIO())
-    except CommandError as error:
-        return error.returncode, out.getvalue()
-    return 0, out.getvalue()
 
 
 def codes(report):
