@@ -66,13 +66,22 @@ def test_segment_writers_follow_the_backend(settings):
 
 
 def spy_on_batches(monkeypatch, module):
-    """Record which thread wrote each batch, and that thread's connection."""
+    """Record which thread wrote each batch, and that thread's connection.
+
+    Where two lanes are expected, each one's first batch waits for the other's:
+    both are writing at the same time, however slowly the second thread starts.
+    """
     seen = []
     real = module.write_journal_batch
+    both_started = threading.Barrier(expected_lanes(), timeout=20)
 
     def spy(*args, **kwargs):
+        name = threading.current_thread().name
+        first = name not in {seen_name for seen_name, _ in seen}
         # This thread's own connection object, not the proxy every thread shares.
-        seen.append((threading.current_thread().name, connections["default"]))
+        seen.append((name, connections["default"]))
+        if first:
+            both_started.wait()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, "write_journal_batch", spy)
