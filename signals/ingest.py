@@ -205,10 +205,10 @@ class Ingestor:
             snapshot = [(segment, segment.size) for segment in self.segments if segment.read_offset < segment.size]
         # Counts only: keeping every stored id of a long backlog would grow with it.
         counts = dict.fromkeys(("stored", "duplicates", "conflicts", "quarantined"), 0)
+        batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
 
         def write_segment(item):
             segment, size = item
-            batch_max = max(settings.SIGNALHUB_BATCH_MAX, settings.SIGNALHUB_BATCH_SIZE)
             while segment.read_offset < size:
                 batch = write_journal_batch(segment.reader(), segment.name, segment.read_offset, size,
                                             max_lines=batch_max, final=False)
