@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 
 import signals.ingest
 import signals.recovery
@@ -137,3 +137,31 @@ def test_dead_segments_are_replayed_side_by_side_duplicates_and_conflicts_counte
     assert {conflict.stored["entry_price"], conflict.incoming["entry_price"]} == {101.0, 202.0}
     assert len({name for name, _ in seen}) == expected_lanes()
     assert list(journal_dir.iterdir()) == []
+
+
+def test_a_lane_that_fails_loses_nothing_and_the_retry_stores_the_rest_once(journal_dir, settings, monkeypatch):
+    settings.SIGNALHUB_JOURNAL_SEGMENT_BYTES = 16 * 1024
+    settings.SIGNALHUB_BATCH_SIZE = 100_000
+    settings.SIGNALHUB_BATCH_TIMEOUT = 3600
+    settings.SIGNALHUB_FLUSH_WRITERS = 2
+    real = signals.ingest.write_journal_batch
+    failed, written = [], []
+
+    def fails_once_in_a_lane(*args, **kwargs):
+        # The first batch of the second segment: in its own lane on PostgreSQL, after the first on SQLite.
+        if not failed and args[1] == second_segment:
+            failed.append(threading.current_thread().name)
+            raise OperationalError("the database went away")
+        written.append(args[1:3])  # (segment, offset): what the other lane committed is not written again
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(signals.ingest, "write_journal_batch", fails_once_in_a_lane)
+    ids = [log_signal(signal_data()) for _ in range(400)]
+    second_segment = signals.ingest.get_ingestor().segments[1].name
+
+    assert flush_pending(timeout=60) == 400
+    assert failed, "the failure was not injected"
+    assert len(written) == len(set(written))
+    assert Signal.objects.filter(signal_id__in=ids).count() == 400
+    assert Delivery.objects.filter(signal__signal_id__in=ids).count() == 400
+    assert signals.ingest.get_ingestor().pending == 0
