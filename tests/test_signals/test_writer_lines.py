@@ -216,3 +216,23 @@ def test_a_timestamp_in_another_zone_is_journaled_and_stored_as_the_same_instant
     (result, _, _), _ = segment_batch(tmp_path, [values])
     assert result.stored == 1
     assert Signal.objects.get(signal_id=values["signal_id"]).timestamp == moment
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="server-side binding is PostgreSQL's")
+def test_line_batches_leave_no_prepared_statement_a_pooler_would_lose(tmp_path):
+    # With automatic preparing on (OPTIONS prepare_threshold; Django leaves it off by default),
+    # psycopg names a statement once it has run that many times: this one must stay unnamed.
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = 1
+    try:
+        for batch in range(3):
+            directory = tmp_path / str(batch)
+            directory.mkdir()
+            values_list = [clean_signal(signal_data(signal_id=f"P{batch}-{n}")) for n in range(3)]
+            assert write_batch(lines_read_back(directory, values_list)).stored == 3
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone()[0] == 0
+    finally:
+        connection.connection.prepare_threshold = None
+    assert Signal.objects.count() == 9
