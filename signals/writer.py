@@ -441,7 +441,8 @@ def _insert_lines_postgresql(batch, count):
     # Bound by the server: Django's cursors bind on the client, which made the
     # batch a literal of several MB in the statement's text for the server to
     # scan (measured: 4% of its time per row, and the quoting in Python).
-    # Never prepared: a named statement would not survive a pooler in
+    # Never prepared, even where OPTIONS turns psycopg's automatic preparing on
+    # (Django leaves it off): a named statement would not survive a pooler in
     # transaction mode, and planning is nothing beside the batch.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, [values[name] for name in params], prepare=False)
