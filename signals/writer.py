@@ -20,8 +20,9 @@ PostgreSQL ``jsonb_array_elements``) and queues the deliveries in the same
 transaction, so no Python runs per signal and the flusher leaves the
 interpreter lock to ``log_signal`` while the database works. Only a batch
 whose every line is new takes it; anything else (a duplicate, a conflict, a
-corrupt line) is rolled back to a savepoint and written by the general path,
-which decodes each line. Other records (imports) use SQLite multi-row
+corrupt line) is rolled back and written by the general path, which decodes
+each line. On PostgreSQL a backlog of several segments is written by more than
+one connection at once (``in_lanes``). Other records (imports) use SQLite multi-row
 ``INSERT ... VALUES`` and PostgreSQL ``COPY``.
 """
 

@@ -76,8 +76,8 @@ def enqueue_inserted_after(signal_pk):
     """Queue a delivery for each signal whose primary key is above ``signal_pk``; return how many.
 
     For a writer that has just inserted its batch inside a transaction that
-    no other writer can enter (SQLite's IMMEDIATE transactions), after reading
-    the highest key: every row above it is one of its own.
+    no other writer can enter (SQLite's IMMEDIATE transactions), passing the
+    key just below the batch's first row: every row above it is one of its own.
     """
     now = timezone.now()
     with connection.cursor() as cursor:
