@@ -72,6 +72,10 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
+        # Viewing is Django's view permission; changing what Alpine receives
+        # (retry, cancel, resume a paused destination, retry dead since) and
+        # exporting the ledger as CSV take this one.
+        permissions = [("operate_delivery", "Can operate deliveries (retry, cancel, resume) and export signals")]
         indexes = [
             # The worker's claim (DeliveryQuerySet.due): only undelivered rows, in
             # due order; the delivered majority never enters the index.
