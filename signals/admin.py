@@ -19,14 +19,14 @@ from datetime import UTC
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS, PAGE_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponseBadRequest
 from django.urls import path
 from django.utils.html import format_html
 
-from signalhub.admin_mixins import ReadOnlyAdminMixin
+from signalhub.admin_mixins import CheckedAdminMixin, ReadOnlyAdminMixin, may_operate_deliveries, parameter_name_for_display
 from signals import export
 from signals.admin_filters import ActionFilter, AssetTypeFilter, ConfidenceBandFilter, CreatedFilter, OutcomeFilter
 from signals.hashing import canonical_timestamp
@@ -36,6 +36,8 @@ from signals.validation import SYMBOL_RE
 
 # A search term matching more order ids than this is not an order id.
 SEARCH_ID_LIMIT = 1_000
+# Query parameters of the change list that are not filters (search, page, ...).
+NOT_FILTERS = frozenset((*IGNORED_PARAMS, PAGE_VAR, ERROR_FLAG))
 
 
 class SignalChangeList(ChangeList):
@@ -53,7 +55,7 @@ class _QueryOnlyChangeList(SignalChangeList):
 
 
 @admin.register(Signal)
-class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SignalAdmin(CheckedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "time_display", "symbol", "action", "entry_price", "target_price", "stop_price",
         "confidence", "outcome_display", "pnl_display", "strategy", "signal_id",
@@ -88,6 +90,11 @@ class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return SignalChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        # The template offers the CSV export only to those who may run it.
+        extra_context = {**(extra_context or {}), "can_export": self.has_export_permission(request)}
+        return super().changelist_view(request, extra_context=extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.concrete_fields] + [
@@ -172,14 +179,28 @@ class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
         return changelist.queryset
 
+    def has_export_permission(self, request):
+        """Exporting copies the ledger out of SignalHub, so it takes more than viewing it."""
+        return self.has_view_permission(request) and may_operate_deliveries(request.user)
+
     def export_view(self, request):
-        if not self.has_view_permission(request):
+        if not self.has_export_permission(request):
             raise PermissionDenied
+        allowed = self.declared_lookups(request)
+        refused = sorted(key for key in request.GET if key not in NOT_FILTERS and key not in allowed)
+        if refused:
+            return _refusal(f"Cannot export: filtering by {parameter_name_for_display(refused[0])} is not allowed.")
         try:
             queryset = self.filtered_queryset(request)
-        except IncorrectLookupParameters as exc:
-            return HttpResponseBadRequest(f"Cannot export: the filters are not valid ({exc}).")
+        except IncorrectLookupParameters:
+            return _refusal("Cannot export: a filter's value is not valid.")
         return export.csv_response(queryset)
+
+
+def _refusal(message):
+    # Plain text, and the message never carries the request's own text: a
+    # browser has nothing to render or run.
+    return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
 
 
 

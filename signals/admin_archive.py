@@ -6,12 +6,12 @@ signals/admin.py. Rows move back with ``manage.py restore_signals``.
 
 from django.contrib import admin
 
-from signalhub.admin_mixins import ReadOnlyAdminMixin
+from signalhub.admin_mixins import CheckedAdminMixin, ReadOnlyAdminMixin
 from signals.models import ArchivedSignal
 
 
 @admin.register(ArchivedSignal)
-class ArchivedSignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ArchivedSignalAdmin(CheckedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("signal_id", "symbol", "action", "entry_price", "confidence", "outcome", "timestamp", "created_at")
     list_filter = ("action", "outcome")
     # Exact matches, so the unique signal_id index and idx_symbol_created serve them.

@@ -2,20 +2,20 @@
 
 from django.contrib import admin
 
-from signalhub.admin_mixins import ReadOnlyAdminMixin
+from signalhub.admin_mixins import CheckedAdminMixin, ReadOnlyAdminMixin
 
 from signals.models import QuarantinedRecord, SignalConflict
 
 
 @admin.register(SignalConflict)
-class SignalConflictAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SignalConflictAdmin(CheckedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("signal_id", "occurrences", "source", "first_seen", "last_seen")
     search_fields = ("=signal_id",)
     readonly_fields = ("signal_id", "stored", "incoming", "incoming_digest", "source", "occurrences", "first_seen", "last_seen")
 
 
 @admin.register(QuarantinedRecord)
-class QuarantinedRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class QuarantinedRecordAdmin(CheckedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "source", "reason")
     search_fields = ("source", "reason")
     readonly_fields = ("created_at", "source", "reason", "raw", "fingerprint")

@@ -5,13 +5,14 @@ from datetime import timedelta
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from signalhub.admin_mixins import ReadOnlyAdminMixin
+from signalhub.admin_mixins import CheckedAdminMixin, OperateDeliveryPermissionMixin, ReadOnlyAdminMixin
 from sync import delivery
 from sync.models import Delivery, DeliveryAttempt, Destination
 from sync.status import sync_summary
@@ -55,7 +56,7 @@ class RetryDeadForm(forms.Form):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(CheckedAdminMixin, OperateDeliveryPermissionMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     change_list_template = "admin/sync/delivery/change_list.html"
     list_display = ("signal_link", "symbol", "state", "attempt_count", "last_status_code", "error_class",
                     "short_error", "next_attempt_at", "queued_at", "delivered_at")
@@ -92,15 +93,14 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 ("hash", s.sha256), ("reasoning", s.reasoning or "(none)"), ("stored", s.created_at)]
         return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff
+    def get_fields(self, request, obj=None):
+        # The signal's own text (its reasoning) is for those who may view signals.
+        fields = super().get_fields(request, obj)
+        if request.user.has_perm("signals.view_signal"):
+            return fields
+        return [name for name in fields if name != "signal_details"]
 
-    def get_actions(self, request):
-        # The actions change rows although editing is off: staff may run them.
-        actions = super().get_actions(request)
-        return actions if request.user.is_staff else {}
-
-    @admin.action(description="Retry now (selected)")
+    @admin.action(description="Retry now (selected)", permissions=("operate_delivery",))
     def retry_now(self, request, queryset):
         pks = list(queryset.values_list("pk", flat=True)[:MANUAL_RETRY_LIMIT + 1])
         if len(pks) > MANUAL_RETRY_LIMIT:
@@ -115,7 +115,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         self.message_user(request, f"Retried {result.claimed}: {result.delivered} delivered, {result.dead} dead, "
                                    f"{result.released} still failing (their schedule unchanged).", level)
 
-    @admin.action(description="Cancel (selected, not yet delivered)")
+    @admin.action(description="Cancel (selected, not yet delivered)", permissions=("operate_delivery",))
     def cancel_deliveries(self, request, queryset):
         count = delivery.cancel(queryset)
         self.message_user(request, f"Cancelled {count} deliveries.", messages.SUCCESS)
@@ -125,8 +125,8 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 *super().get_urls()]
 
     def retry_dead_view(self, request):
-        if not request.user.is_staff:
-            return redirect("admin:index")
+        if not self.has_operate_delivery_permission(request):
+            raise PermissionDenied
         form = RetryDeadForm(request.POST or None, initial={"since": timezone.now() - timedelta(days=1)})
         if request.method == "POST" and form.is_valid():
             from django_q.tasks import async_task
@@ -144,16 +144,20 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/sync/delivery/retry_dead.html", context)
 
     def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            # Refused before the summary's queries run.
+            raise PermissionDenied
         summary = sync_summary()
         extra_context = {**(extra_context or {}), "sync_summary": summary,
                          "state_counts": list(summary["counts"].items()),
-                         "retry_dead_url": reverse("admin:sync_delivery_retry_dead"),
+                         "retry_dead_url": (reverse("admin:sync_delivery_retry_dead")
+                                            if self.has_operate_delivery_permission(request) else None),
                          "destination": Destination.objects.alpine()}
         return super().changelist_view(request, extra_context=extra_context)
 
 
 @admin.register(Destination)
-class DestinationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DestinationAdmin(CheckedAdminMixin, OperateDeliveryPermissionMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("name", "paused", "paused_until", "pause_reason", "consecutive_failures", "last_success_at",
                     "last_status_code", "last_error_at", "last_error")
     readonly_fields = ("name", "consecutive_failures", "paused_until", "paused_at", "pause_reason",
@@ -165,10 +169,7 @@ class DestinationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def paused(self, obj):
         return obj.is_paused()
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff
-
-    @admin.action(description="Resume now (lift the pause)")
+    @admin.action(description="Resume now (lift the pause)", permissions=("operate_delivery",))
     def resume_now(self, request, queryset):
         for destination in queryset:
             destination.resume()

@@ -34,6 +34,8 @@ def staff_client(client):
     # Every permission the model has: the admin itself must refuse add, change and delete.
     user = User.objects.create_user("desk", password="not-used", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="signals", content_type__model="signal"))
+    # The CSV export also takes the delivery operators' permission.
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="sync", codename="operate_delivery"))
     client.force_login(user)
     return client
 
