@@ -2,10 +2,11 @@
 
 import os
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core import checks
+
+from signalhub.secrets import mask_secret, mask_text, mask_url
 
 
 @dataclass
@@ -20,23 +21,6 @@ class Entry:
         return asdict(self)
 
 
-def mask(value):
-    """Return ``value`` with all but a hint of it hidden (never the whole secret)."""
-    value = str(value or "")
-    if not value:
-        return "(not set)"
-    return f"{value[:2]}{'*' * 8} ({len(value)} characters)" if len(value) > 8 else "*" * 8
-
-
-def mask_url(url):
-    """Return ``url`` with its password masked."""
-    parts = urlsplit(str(url))
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":********@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    return str(url)
-
-
 def _source(name):
     return "environment" if os.environ.get(name, "").strip() else "default"
 
@@ -49,7 +33,7 @@ def core_entries():
     q = settings.Q_CLUSTER
     entries = [
         _entry("DJANGO_DEBUG", settings.DEBUG, "debug pages; keep off in production"),
-        Entry("DJANGO_SECRET_KEY", mask(settings.SECRET_KEY),
+        Entry("DJANGO_SECRET_KEY", mask_secret(settings.SECRET_KEY),
               "environment" if _source("DJANGO_SECRET_KEY") == "environment" else "default (data directory file)",
               "signs sessions and django-q2 packages",
               "" if _source("DJANGO_SECRET_KEY") == "environment" else
@@ -84,7 +68,7 @@ def alpine_entries():
     """Return Alpine's settings with their real sources (sync.config), the key masked, and setup help."""
     from django.core.exceptions import ImproperlyConfigured
 
-    from sync.config import alpine_config, mask_secret
+    from sync.config import alpine_config
 
     config_file = os.environ.get("SIGNALHUB_CONFIG_FILE", "").strip()
     entries = [_entry("SIGNALHUB_CONFIG_FILE", config_file or "(not set)",
@@ -93,7 +77,7 @@ def alpine_entries():
         config = alpine_config()
     except ImproperlyConfigured as exc:
         return entries + [Entry("ALPINE_API_URL", "(unreadable)", "-", "Alpine's base URL",
-                                f"the Alpine configuration cannot be read: {exc}")]
+                                f"the Alpine configuration cannot be read: {mask_text(exc)}")]
     url_help = key_help = ""
     if not config.configured:
         url_help = ("set ALPINE_API_URL (or alpine.api_url in SIGNALHUB_CONFIG_FILE) to deliver signals to Alpine; "
@@ -102,7 +86,7 @@ def alpine_entries():
         key_help = ("set ARGO_API_KEY (or alpine.api_key in SIGNALHUB_CONFIG_FILE): only an Alpine without a key "
                     "accepts deliveries without one; check it with manage.py test_alpine_sync")
     return entries + [
-        Entry("ALPINE_API_URL", config.api_url or "(not set)", config.sources["api_url"], "Alpine's base URL", url_help),
+        Entry("ALPINE_API_URL", mask_url(config.api_url) or "(not set)", config.sources["api_url"], "Alpine's base URL", url_help),
         Entry("ARGO_API_KEY", mask_secret(config.api_key), config.sources["api_key"],
               "key sent to Alpine as X-API-Key", key_help),
         Entry("ALPINE_SYNC_ENABLED", str(config.sync_enabled).lower(), config.sources["sync_enabled"],

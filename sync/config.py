@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from signalhub.env import env_bool
+from signalhub.secrets import mask_secret, mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -64,25 +65,16 @@ class AlpineConfig:
     def describe(self):
         """Return (name, shown value, source) rows, the key masked."""
         return [
-            ("ALPINE_API_URL", self.api_url or "(not set)", self.sources["api_url"]),
+            ("ALPINE_API_URL", mask_url(self.api_url) or "(not set)", self.sources["api_url"]),
             ("ARGO_API_KEY", mask_secret(self.api_key), self.sources["api_key"]),
             ("ALPINE_SYNC_ENABLED", str(self.sync_enabled).lower(), self.sources["sync_enabled"]),
             ("ALPINE_TIMEOUT", f"{self.timeout:g} s", self.sources["timeout"]),
         ]
 
     def __repr__(self):
-        # Never let a debugger, a log line or a traceback print the key.
-        return (f"AlpineConfig(api_url={self.api_url!r}, api_key={mask_secret(self.api_key)!r}, "
+        # Never let a debugger, a log line or a traceback print the key (or a password in the URL).
+        return (f"AlpineConfig(api_url={mask_url(self.api_url)!r}, api_key={mask_secret(self.api_key)!r}, "
                 f"sync_enabled={self.sync_enabled!r}, timeout={self.timeout!r})")
-
-
-def mask_secret(value):
-    """Return a form of a secret safe to show: its length and, for long ones, two characters at each end."""
-    if not value:
-        return "(not set)"
-    if len(value) < 16:
-        return f"**** ({len(value)} characters)"
-    return f"{value[:2]}****{value[-2:]} ({len(value)} characters)"
 
 
 def _read_file_block(path):
@@ -130,6 +122,6 @@ def alpine_config():
             sources[name] = DEFAULT
     values["api_url"] = values["api_url"].rstrip("/")
     if values["api_url"] and not values["api_url"].startswith(("http://", "https://")):
-        raise ImproperlyConfigured(f"ALPINE_API_URL={values['api_url']!r} must start with http:// or https://.")
+        raise ImproperlyConfigured(f"ALPINE_API_URL={mask_url(values['api_url'])!r} must start with http:// or https://.")
     sources["timeout"] = ENVIRONMENT if os.environ.get("ALPINE_TIMEOUT", "").strip() else DEFAULT
     return AlpineConfig(timeout=settings.ALPINE_TIMEOUT, sources=sources, config_file=config_file, **values)

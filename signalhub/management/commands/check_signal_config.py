@@ -5,6 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from signalhub.configuration import configuration_report
+from signalhub.secrets import mask_text
 
 
 class Command(BaseCommand):
@@ -18,13 +19,15 @@ class Command(BaseCommand):
         if json:
             self.stdout.write(_dumps({
                 "settings": [entry.as_dict() for entry in entries],
-                "problems": [{"id": p.id, "message": p.msg, "hint": p.hint} for p in problems]}))
+                "problems": [{"id": p.id, "message": mask_text(p.msg), "hint": mask_text(p.hint or "")}
+                             for p in problems]}))
         else:
             width = max(len(entry.name) for entry in entries)
             for entry in entries:
                 self.stdout.write(f"{entry.name:<{width}}  {entry.value}  [{entry.source}]  {entry.meaning}")
             help_lines = [f"- {entry.name}: {entry.help}" for entry in entries if entry.help]
-            help_lines += [f"- {p.id}: {p.msg} {p.hint or ''}".rstrip() for p in problems]
+            # A check may quote a URL it refuses (sync.E002): shown masked like every other URL.
+            help_lines += [mask_text(f"- {p.id}: {p.msg} {p.hint or ''}".rstrip()) for p in problems]
             self.stdout.write("")
             self.stdout.write("Setup help:\n" + "\n".join(help_lines) if help_lines else "Nothing to set up.")
         errors = [p for p in problems if p.is_serious()]
