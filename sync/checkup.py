@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import requests
 
+from signalhub.secrets import mask_text, mask_url
 from signals.hashing import canonical_timestamp, compute_hash
 from sync import client
 from sync.config import alpine_config
@@ -34,38 +35,56 @@ def _post(config, body, key):
     headers = {"Content-Type": "application/json"}
     if key:
         headers["X-API-Key"] = key
-    return requests.post(config.signal_url(), json=body, headers=headers, timeout=(min(config.timeout, 5.0), config.timeout))
+    # Never follow a redirect: it would carry the key to the host it names.
+    return requests.post(config.signal_url(), json=body, headers=headers, timeout=(min(config.timeout, 5.0), config.timeout),
+                         allow_redirects=False)
+
+
+def _redirected(step, url, response):
+    """Return a failed Step when ``response`` is a redirect, else None."""
+    if not response.is_redirect and not 300 <= response.status_code < 400:
+        return None
+    return Step(step, False, f"{mask_url(url)}: " + client.redirect_reason(response.status_code,
+                                                                            response.headers.get("Location")))
 
 
 def check_health(config):
     try:
-        response = requests.get(config.health_url(), timeout=(min(config.timeout, 5.0), config.timeout))
+        response = requests.get(config.health_url(), timeout=(min(config.timeout, 5.0), config.timeout),
+                                allow_redirects=False)
     except requests.RequestException as exc:
-        return Step("health", False, f"cannot reach {config.health_url()}: {exc}")
+        return Step("health", False, f"cannot reach {mask_url(config.health_url())}: {mask_text(exc)}")
+    redirected = _redirected("health", config.health_url(), response)
+    if redirected:
+        return redirected
     try:
         data = response.json()
     except ValueError:
         data = {}
     if response.status_code == 200 and isinstance(data, dict) and data.get("status") == "healthy":
         return Step("health", True, f"{response.status_code} healthy ({data.get('service', 'Alpine')})")
-    return Step("health", False, f"{config.health_url()} answered {response.status_code}: {response.text[:200]}")
+    return Step("health", False, f"{mask_url(config.health_url())} answered {response.status_code}: "
+                                 f"{mask_text(response.text[:200])}")
 
 
 def check_key(config):
     try:
         response = _post(config, {}, config.api_key)
     except requests.RequestException as exc:
-        return Step("key", False, f"cannot reach {config.signal_url()}: {exc}")
+        return Step("key", False, f"cannot reach {mask_url(config.signal_url())}: {mask_text(exc)}")
+    redirected = _redirected("key", config.signal_url(), response)
+    if redirected:
+        return redirected
     if response.status_code in (401, 403):
         detail = _detail(response)
         if not config.api_key:
             return Step("key", False, f"ARGO_API_KEY is not set and Alpine requires one ({detail})")
         return Step("key", False, f"Alpine refused the key ({response.status_code}: {detail})")
     if response.status_code == 404:
-        return Step("key", False, f"{config.signal_url()} answered 404: check ALPINE_API_URL")
+        return Step("key", False, f"{mask_url(config.signal_url())} answered 404: check ALPINE_API_URL")
     if response.status_code != 422:
         return Step("key", False, f"expected 422 to an empty body once the key is accepted, got "
-                                  f"{response.status_code}: {response.text[:200]}")
+                                  f"{response.status_code}: {mask_text(response.text[:200])}")
     try:
         probe = _post(config, {}, "signalhub-made-up-key-" + uuid.uuid4().hex)
     except requests.RequestException:

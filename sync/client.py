@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import requests
 
+from signalhub.secrets import mask_text, mask_url
 from signals.hashing import canonical_timestamp
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ DELIVERED, DEAD, PAUSE, RETRY = "delivered", "dead", "pause", "retry"
 
 # Error classes (Delivery.error_class, DeliveryAttempt.error_class).
 SCHEMA, HASH_MISMATCH, REJECTED = "schema", "hash_mismatch", "rejected"
-AUTH, NOT_FOUND = "auth", "not_found"
+AUTH, NOT_FOUND, REDIRECT = "auth", "not_found", "redirect"
 SERVER_ERROR, THROTTLED, TIMEOUT, CONNECTION, UNEXPECTED = "server_error", "throttled", "timeout", "connection", "unexpected_status"
 INTERNAL = "internal"
 
@@ -136,6 +137,13 @@ def _detail(status, data, text):
     return text.strip()[:500] or f"HTTP {status} with an empty body"
 
 
+def redirect_reason(status, location):
+    """Return why a 3xx answer from Alpine is an error, naming where it pointed (masked)."""
+    where = f" to {mask_url(location)}" if location else ""
+    return (f"Alpine answered {status}, a redirect{where}, which SignalHub does not follow (the API key is only "
+            f"ever sent to ALPINE_API_URL): set ALPINE_API_URL to Alpine's own address")
+
+
 def classify(status, data, text, payload, headers=None):
     """Return the Outcome (without timings) for an HTTP answer."""
     headers = headers or {}
@@ -152,6 +160,12 @@ def classify(status, data, text, payload, headers=None):
         return Outcome(PAUSE, AUTH, status, f"Alpine refused the API key ({status}): {reason}")
     if status == 404:
         return Outcome(PAUSE, NOT_FOUND, status, f"Alpine answered 404 at the signal endpoint: check ALPINE_API_URL ({reason})")
+    if 300 <= status < 400:
+        # Never followed: the key would go to whatever host the answer names,
+        # and that host's 200 would mark the signal delivered. A redirect means
+        # ALPINE_API_URL is not Alpine's address (like a 404): retrying each
+        # delivery cannot help and dead would lose them, so pause until fixed.
+        return Outcome(PAUSE, REDIRECT, status, redirect_reason(status, headers.get("Location")))
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status == 500:
         refused = alpine_would_refuse(payload)
@@ -216,14 +230,15 @@ def post_signal(session, config, payload):
         headers["X-API-Key"] = config.api_key
     try:
         response = session.post(config.signal_url(), data=json.dumps(payload), headers=headers,
-                                timeout=(min(config.timeout, 5.0), config.timeout))
+                                timeout=(min(config.timeout, 5.0), config.timeout), allow_redirects=False)
         text = response.content[:BODY_KEEP_BYTES].decode("utf-8", errors="replace")
         try:
             data = response.json()
         except ValueError:
             data = None
         outcome = classify(response.status_code, data, text, payload, response.headers)
-        outcome.body = text
+        # A redirect's body usually repeats its Location, which may hold a secret.
+        outcome.body = mask_text(text) if outcome.error_class == REDIRECT else text
     except requests.Timeout as exc:
         outcome = Outcome(RETRY, TIMEOUT, 0, f"No answer from Alpine within {config.timeout:g} s ({type(exc).__name__})")
     except requests.ConnectionError as exc:
@@ -238,5 +253,6 @@ def post_signal(session, config, payload):
 
 def _short(exc):
     # requests nests the cause several levels deep; its innermost words are the useful part.
-    text = str(exc)
+    # Some of its errors quote the URL, which may hold a password: masked before it is stored.
+    text = mask_text(exc)
     return text[-300:] if len(text) > 300 else text
