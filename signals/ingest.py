@@ -25,9 +25,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterable, Mapping
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import DatabaseError, connection
 
 from signals import journal
@@ -403,6 +404,10 @@ def log_signals(iterable) -> list[str]:
     bad field, its messages prefixed with the signal's position.
     """
     cleaned, errors = [], {}
+    if isinstance(iterable, (str, bytes, Mapping)) or not isinstance(iterable, Iterable):
+        # A single signal (a mapping) or text would otherwise be iterated key by key.
+        raise ValidationError({NON_FIELD_ERRORS: [
+            f"Expected an iterable of signals (mappings); got {type(iterable).__name__}."]})
     for index, data in enumerate(iterable):
         try:
             cleaned.append(clean_signal(data))

@@ -26,6 +26,14 @@ SYMBOL_CHARS = "A-Z0-9./_=^:-"
 # out on PostgreSQL, where NaN compares greater than every number.
 MAX_PRICE = 1e12
 METADATA_MAX_BYTES = 16_384
+# Deeper metadata is refused: Python's JSON encoder and decoder recurse once a
+# level (a RecursionError near 1,000) and SQLite's JSON functions stop at 1,000.
+METADATA_MAX_DEPTH = 32
+# sources_count is a 32-bit integer on PostgreSQL; the same bound on SQLite
+# keeps what one database stores storable in the other (archive, migration).
+SOURCES_COUNT_MAX = 2**31 - 1
+# Bounds P&L so NaN and infinity stay out on PostgreSQL (see MAX_PRICE).
+PROFIT_LOSS_MAX = 1e15
 FUTURE_TOLERANCE = timedelta(days=1)
 MAX_LENGTHS = {
     "signal_id": 100,
@@ -177,7 +185,7 @@ class Signal(models.Model):
             models.CheckConstraint(name="reasoning_length", condition=Q(reasoning__length__lte=MAX_LENGTHS["reasoning"])),
             models.CheckConstraint(name="outcome_valid", condition=Q(outcome__isnull=True) | Q(outcome__in=OUTCOMES)),
             models.CheckConstraint(name="profit_loss_pct_finite", condition=Q(profit_loss_pct__isnull=True) | Q(
-                profit_loss_pct__gte=-1e15, profit_loss_pct__lte=1e15)),
+                profit_loss_pct__gte=-PROFIT_LOSS_MAX, profit_loss_pct__lte=PROFIT_LOSS_MAX)),
             models.CheckConstraint(name="exit_has_time", condition=Q(exit_price__isnull=True) | Q(exit_timestamp__isnull=False)),
         ]
 

@@ -26,8 +26,11 @@ from signals.models import (
     MAX_PRICE,
     METADATA_MAX_BYTES,
     OUTCOMES,
+    PROFIT_LOSS_MAX,
+    SOURCES_COUNT_MAX,
     SYMBOL_CHARS,
 )
+from signals.storable import UNSTORABLE_TEXT, MetadataError, clean_json, shown, unstorable
 
 SYMBOL_RE = re.compile(f"[{SYMBOL_CHARS}]+")
 SHA256_RE = re.compile("[0-9a-f]{64}")
@@ -54,6 +57,10 @@ KNOWN_FIELDS = {
     *GENERATOR_TEXT_DEFAULTS, *OPTIONAL_TEXT, *ALIASES,
 }
 
+# Lifecycle fields are cleaned as such (imports) or refused (generators), never
+# also copied into metadata.
+_NOT_EXTRA = frozenset(KNOWN_FIELDS | set(LIFECYCLE_FIELDS))
+
 
 class _Errors(dict):
     def add(self, field, message):
@@ -72,7 +79,7 @@ def _number(data, field, errors, *, required, minimum=None, maximum=None, exclus
     if isinstance(value, (int, float, Decimal)):
         try:
             number = float(value)
-        except OverflowError:
+        except (OverflowError, ValueError):  # a huge int; Decimal("sNaN")
             errors.add(field, "Must be a finite number.")
             return None
     elif isinstance(value, str):
@@ -115,6 +122,9 @@ def _text(data, field, errors, *, required=False, default=None, printable=True):
     if required and not value.strip():
         errors.add(field, "Must not be blank.")
         return None
+    if unstorable(value):
+        errors.add(field, UNSTORABLE_TEXT)
+        return None
     if printable and not value.isprintable():
         errors.add(field, "Must not contain control characters.")
         return None
@@ -137,7 +147,11 @@ def _timestamp(data, field, errors, *, required, now):
         errors.add(field, f"Must be an ISO-8601 date and time; got {type(value).__name__}.")
         return None
     # The legacy tracker wrote naive times in UTC.
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        errors.add(field, f"Is outside the years 1 to 9999 once converted to UTC: {value.isoformat()}.")
+        return None
     if value > now + FUTURE_TOLERANCE:
         errors.add(field, f"Is more than {FUTURE_TOLERANCE} in the future: {value.isoformat()}.")
         return None
@@ -145,8 +159,11 @@ def _timestamp(data, field, errors, *, required, now):
 
 
 def _metadata(data, errors):
-    """Collect the keys SignalHub does not know, so a generator's extra data is kept, not lost."""
-    extra = {key: value for key, value in data.items() if key not in KNOWN_FIELDS}
+    """Collect the keys SignalHub does not know, so a generator's extra data is kept, not lost.
+
+    Returns what the row will hold and give back (``signals.storable.clean_json``).
+    """
+    extra = {key: value for key, value in data.items() if key not in _NOT_EXTRA}
     explicit = data.get("metadata")
     if explicit is not None:
         if not isinstance(explicit, Mapping):
@@ -155,15 +172,13 @@ def _metadata(data, errors):
         extra = {**explicit, **extra}
     if not extra:
         return {}
-    bad_keys = [key for key in extra if not isinstance(key, str)]
-    if bad_keys:
-        errors.add("metadata", f"Keys must be text; got {bad_keys[0]!r}.")
-        return {}
     try:
-        encoded = json.dumps(extra, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        errors.add("metadata", f"Extra keys {sorted(extra)} must hold JSON values: {exc}.")
+        extra = clean_json(extra)
+    except MetadataError as exc:
+        errors.add("metadata", str(exc))
         return {}
+    # Exact now that clean_json has bounded the depth and the types.
+    encoded = json.dumps(extra, allow_nan=False)
     if len(encoded) > METADATA_MAX_BYTES:
         errors.add("metadata", f"Extra keys take {len(encoded)} bytes as JSON; at most {METADATA_MAX_BYTES} are kept.")
         return {}
@@ -260,14 +275,16 @@ def _clean_common(data, now):
         values["consensus_agreement"] = value
     value = get("sources_count")
     if value is not None:
-        if type(value) is not int or value < 0:
+        if type(value) is not int or not 0 <= value <= SOURCES_COUNT_MAX:
             return None
         values["sources_count"] = value
     for field, default, limit, printable in _TEXT_FIELDS:
         value = get(field)
         if value is None or value == "":
             values[field] = default
-        elif type(value) is not str or len(value) > limit or (printable and not value.isprintable()):
+        elif type(value) is not str or len(value) > limit or (
+                not value.isprintable() if printable else unstorable(value)):
+            # (not printable covers NUL and lone surrogates)
             return None
         else:
             values[field] = value
@@ -282,7 +299,10 @@ def _clean_common(data, now):
                 return None
         elif not isinstance(timestamp, datetime):
             return None
-        timestamp = timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC)
+        try:
+            timestamp = timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC)
+        except OverflowError:
+            return None
         if timestamp > now + FUTURE_TOLERANCE:
             return None
     if timestamp.tzinfo is not UTC:
@@ -340,7 +360,7 @@ def _clean_general(data, *, lifecycle, now):
     if action is None or action == "":
         errors.add("action", "This field is required.")
     elif not isinstance(action, str) or action.strip().upper() not in ACTIONS:
-        errors.add("action", f"Must be BUY or SELL; got {action!r:.40}.")
+        errors.add("action", f"Must be BUY or SELL; got {shown(action)}.")
     else:
         values["action"] = action.strip().upper()
 
@@ -352,10 +372,11 @@ def _clean_general(data, *, lifecycle, now):
 
     sources_count = data.get("sources_count")
     if sources_count is not None:
-        if isinstance(sources_count, bool) or not isinstance(sources_count, int) or sources_count < 0:
-            errors.add("sources_count", f"Must be a whole number of at least 0; got {sources_count!r:.40}.")
+        if (isinstance(sources_count, bool) or not isinstance(sources_count, int)
+                or not 0 <= sources_count <= SOURCES_COUNT_MAX):
+            errors.add("sources_count", f"Must be a whole number from 0 to {SOURCES_COUNT_MAX}; got {shown(sources_count)}.")
         else:
-            values["sources_count"] = sources_count
+            values["sources_count"] = int(sources_count)
 
     for field, default in GENERATOR_TEXT_DEFAULTS.items():
         values[field] = _text(data, field, errors, default=default)
@@ -400,11 +421,12 @@ def _clean_lifecycle(data, errors, *, now):
     outcome = data.get("outcome")
     if outcome is not None and outcome != "":
         if not isinstance(outcome, str) or outcome.strip().lower() not in OUTCOMES:
-            errors.add("outcome", f"Must be one of {', '.join(OUTCOMES)} or empty (open); got {outcome!r:.40}.")
+            errors.add("outcome", f"Must be one of {', '.join(OUTCOMES)} or empty (open); got {shown(outcome)}.")
         else:
             values["outcome"] = outcome.strip().lower()
     values["exit_price"] = _number(data, "exit_price", errors, required=False, exclusive_minimum=0, maximum=MAX_PRICE)
-    values["profit_loss_pct"] = _number(data, "profit_loss_pct", errors, required=False)
+    values["profit_loss_pct"] = _number(data, "profit_loss_pct", errors, required=False,
+                                        minimum=-PROFIT_LOSS_MAX, maximum=PROFIT_LOSS_MAX)
     values["exit_timestamp"] = _timestamp(data, "exit_timestamp", errors, required=False, now=now)
     values["created_at"] = _timestamp(data, "created_at", errors, required=False, now=now)
     for field in ("order_id", "executor_id"):
@@ -413,6 +435,8 @@ def _clean_lifecycle(data, errors, *, now):
     if legacy:
         if not isinstance(legacy, str) or len(legacy) > MAX_LENGTHS["legacy_sha256"]:
             errors.add("legacy_sha256", f"Must be text of at most {MAX_LENGTHS['legacy_sha256']} characters.")
+        elif unstorable(legacy):
+            errors.add("legacy_sha256", UNSTORABLE_TEXT)
         else:
             values["legacy_sha256"] = legacy
     if values["exit_price"] is not None and values["exit_timestamp"] is None:

@@ -1,0 +1,130 @@
+"""What both databases store and give back unchanged: the checks ``clean_signal`` makes for it.
+
+A value validation accepts must survive the write path on SQLite and on
+PostgreSQL and read back equal, or one signal can block the journal (PostgreSQL
+refuses the whole batch) or poison every page that reads its row (SQLite stores
+invalid UTF-8). The rules, each refused with a message naming the field:
+
+- Text (every text field, metadata keys and strings) holds no NUL and no lone
+  surrogate. PostgreSQL's text and jsonb refuse both; SQLite's JSON functions
+  cut a string at a NUL and write a lone surrogate as invalid UTF-8.
+- Timestamps convert to UTC inside Python's range (year 1 with a positive
+  offset, or 9999-12-31 with a negative one, do not).
+- Metadata is JSON of dicts with text keys, lists, text, booleans, null and
+  numbers, at most ``METADATA_MAX_DEPTH`` deep (deeper, the encoders recurse
+  out of stack). Integers lie in the signed 64-bit range (what SQLite's JSON
+  functions read as integers; beyond it they read a float). Floats are finite
+  and below 2**53 in magnitude: PostgreSQL's jsonb writes a larger float back
+  as a whole number without an exponent, which Python reads as an integer of a
+  different value (1.5e300 comes back as 15 followed by 299 zeros).
+"""
+
+import re
+
+from signals.models import METADATA_MAX_BYTES, METADATA_MAX_DEPTH
+
+# Searched in C: log_signal's hot path must not loop over a long text in Python.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]").search
+UNSTORABLE_TEXT = "Must not contain NUL characters or lone surrogates: neither database can store them."
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+FLOAT_EXACT_LIMIT = float(1 << 53)
+
+
+def unstorable(text: str) -> bool:
+    """Return True if ``text`` holds a NUL or a lone surrogate."""
+    # isascii() reads a flag of the string (O(1)); an ASCII text can only hold the NUL.
+    if text.isascii():
+        return "\x00" in text
+    return _UNSTORABLE(text) is not None
+
+
+def shown(value) -> str:
+    """Return a short, safe description of a refused value for an error message.
+
+    Never repr() a value whole: a list nested thousands deep recurses out of
+    stack and an integer of more than 4,300 digits raises.
+    """
+    if isinstance(value, str):
+        return repr(value[:40])
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value)) if abs(value) < 10**30 else f"an integer of {value.bit_length()} bits"
+    if isinstance(value, float):
+        return repr(float(value))
+    return f"a {type(value).__name__}"
+
+
+def _path(parts) -> str:
+    return "metadata" + "".join(f"[{part}]" if isinstance(part, int) else f"[{part[:40]!r}]" for part in parts)
+
+
+class MetadataError(ValueError):
+    """Metadata that cannot be stored as given (the message names the key path)."""
+
+
+def clean_json(root: dict) -> dict:
+    """Return a plain copy of ``root`` that both databases hold exactly, or raise MetadataError.
+
+    Walked without recursion, so a structure nested too deep (or holding
+    itself) is refused by depth, never a RecursionError. Tuples become lists
+    and subclasses of dict, list, int, float and str their base type, which is
+    what reading the row back gives. The walk stops once the values seen
+    already take more than METADATA_MAX_BYTES as JSON (counted low: the exact
+    size is checked on the encoded text), so a huge input costs no more than
+    that.
+    """
+    budget = METADATA_MAX_BYTES
+    copy = {}
+    # (source container, its copy, depth of its children, key path)
+    stack = [(root, copy, 1, ())]
+    while stack:
+        source, target, depth, parts = stack.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(source, dict):
+                if not isinstance(key, str):
+                    raise MetadataError(f"{_path(parts)}: keys must be text; got {shown(key)}.")
+                if unstorable(key):
+                    raise MetadataError(f"{_path(parts)}: key {key[:40]!r}: {UNSTORABLE_TEXT}")
+                key = str(key)
+                budget -= len(key) + 3
+            here = (*parts, key)
+            if value is None or value is True or value is False:
+                item = value
+                budget -= 4
+            elif isinstance(value, str):
+                if unstorable(value):
+                    raise MetadataError(f"{_path(here)}: {UNSTORABLE_TEXT}")
+                item = str(value)
+                budget -= len(value) + 2
+            elif isinstance(value, int):
+                if not INT64_MIN <= value <= INT64_MAX:
+                    raise MetadataError(f"{_path(here)}: integers must lie in the signed 64-bit range; got {shown(value)}. "
+                                        "Send a larger number as text.")
+                item = int(value)
+                budget -= 1
+            elif isinstance(value, float):
+                if not -FLOAT_EXACT_LIMIT < value < FLOAT_EXACT_LIMIT:
+                    raise MetadataError(f"{_path(here)}: floats must be finite and below 2**53 in magnitude; "
+                                        f"got {shown(value)}. Send it as text.")
+                item = float(value)
+                budget -= 1
+            elif isinstance(value, (dict, list, tuple)):
+                if depth >= METADATA_MAX_DEPTH:
+                    raise MetadataError(f"{_path(parts)}: nested more than {METADATA_MAX_DEPTH} levels deep.")
+                item = {} if isinstance(value, dict) else []
+                stack.append((value, item, depth + 1, here))
+                budget -= 2
+            else:
+                raise MetadataError(f"{_path(here)}: must hold JSON values (text, numbers, true, false, null, "
+                                    f"lists, mappings); got {shown(value)}.")
+            if budget < 0:
+                raise MetadataError(f"Extra keys take more than {METADATA_MAX_BYTES} bytes as JSON; "
+                                    f"at most {METADATA_MAX_BYTES} are kept.")
+            if isinstance(target, dict):
+                target[key] = item
+            else:
+                target.append(item)
+    return copy
