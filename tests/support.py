@@ -1,9 +1,11 @@
 """Rows, processes and the local Alpine for tests that need more than one module does."""
 
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,3 +83,51 @@ def drop_index(name, using="default"):
     """Drop an index inside the test's transaction (rolled back with it on SQLite and PostgreSQL)."""
     with connections[using].cursor() as cursor:
         cursor.execute(f"DROP INDEX {connections[using].ops.quote_name(name)}")
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05):
+    """Return True as soon as ``predicate()`` is true; after ``timeout`` seconds return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+_backend_names = itertools.count()
+
+
+def backend_name(label):
+    """Return a PostgreSQL application_name unique to this test process, for a subprocess's PGAPPNAME.
+
+    libpq reads PGAPPNAME when the connection string names no application, so
+    every connection the subprocess opens (pool, lanes, archive) carries it.
+    """
+    return f"sh-test-{label}-{os.getpid()}-{next(_backend_names)}"[:63]
+
+
+def backends_named(name, using="default"):
+    """Return ``(pid, state, wait_event, query)`` of the PostgreSQL backends named ``name``; [] on SQLite."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        # Within a transaction PostgreSQL answers pg_stat_activity from a snapshot: drop it to see now.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT pid, state, wait_event, left(query, 120) FROM pg_stat_activity "
+                       "WHERE application_name = %s", [name])
+        return cursor.fetchall()
+
+
+def wait_for_backends_gone(name, timeout=60.0, using="default"):
+    """Wait until no PostgreSQL backend named ``name`` is left; fail naming those still there.
+
+    A client killed with SIGKILL may have sent a COMMIT the server has not
+    finished: its backend commits, then finds the socket closed and exits.
+    Until then a count races that COMMIT. SQLite has no server: once the
+    process has exited, its last transaction is committed or rolled back.
+    """
+    if not wait_for(lambda: not backends_named(name, using), timeout, interval=0.02):
+        raise AssertionError(f"the killed process's database sessions ({name}) were still there after "
+                             f"{timeout} s: {backends_named(name, using)}")

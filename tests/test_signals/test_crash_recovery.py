@@ -11,6 +11,7 @@ from django.db import connection
 from signals import journal
 from signals.models import Signal
 from signals.tasks import flush_journals
+from tests.support import backend_name, wait_for_backends_gone
 from tests.test_signals.conftest import acked, child_env, start_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,8 +55,9 @@ def assert_all_stored_once(ids):
 @pytest.mark.parametrize("trial", range(3))
 def test_sigkill_at_a_random_moment_loses_no_acknowledged_signal(journal_dir, trial):
     rng = random.Random(trial)
-    env = child_env(journal_dir, SIGNALHUB_BATCH_SIZE=rng.choice([5, 20, 50]), SIGNALHUB_BATCH_TIMEOUT=0.05,
-                    SIGNALHUB_JOURNAL_SEGMENT_BYTES=rng.choice([4096, 65536, 1 << 24]))
+    name = backend_name(f"kill{trial}")
+    env = child_env(journal_dir, PGAPPNAME=name, SIGNALHUB_BATCH_SIZE=rng.choice([5, 20, 50]),
+                    SIGNALHUB_BATCH_TIMEOUT=0.05, SIGNALHUB_JOURNAL_SEGMENT_BYTES=rng.choice([4096, 65536, 1 << 24]))
     child = start_child(journal_dir, "--prefix", f"KILL{trial}", "--then", "forever", env=env)
     reader = Reader(child.stdout)
     reader.start()
@@ -64,6 +66,8 @@ def test_sigkill_at_a_random_moment_loses_no_acknowledged_signal(journal_dir, tr
     child.kill()
     child.wait(timeout=30)
     reader.join(timeout=10)
+    # A COMMIT the child sent just before dying may still be running in the server.
+    wait_for_backends_gone(name)
     ids = acked(reader.text())
     counts = flush_journals()
     assert counts["segments_failed"] == 0
@@ -75,7 +79,9 @@ def test_sigkill_at_a_random_moment_loses_no_acknowledged_signal(journal_dir, tr
 @pytest.mark.slow
 @pytest.mark.parametrize("trial", range(2))
 def test_sigkill_in_the_middle_of_a_large_flush(journal_dir, trial):
-    env = child_env(journal_dir, SIGNALHUB_BATCH_SIZE=100_000, SIGNALHUB_BATCH_TIMEOUT=3600, SIGNALHUB_BATCH_MAX=500)
+    name = backend_name(f"mid{trial}")
+    env = child_env(journal_dir, PGAPPNAME=name, SIGNALHUB_BATCH_SIZE=100_000, SIGNALHUB_BATCH_TIMEOUT=3600,
+                    SIGNALHUB_BATCH_MAX=500)
     child = start_child(journal_dir, "--prefix", f"MID{trial}", "--count", "6000", "--then", "flush", env=env)
     reader = Reader(child.stdout)
     reader.start()
@@ -86,11 +92,16 @@ def test_sigkill_in_the_middle_of_a_large_flush(journal_dir, trial):
     reader.join(timeout=10)
     ids = acked(reader.text())
     assert len(ids) == 6000
+    # The kill can land while the server runs the child's COMMIT; it finishes
+    # after the child is dead. Count only once that backend has gone, or the
+    # rows it commits are counted as "not stored" and then found as duplicates.
+    wait_for_backends_gone(name)
     stored_before = Signal.objects.filter(signal_id__startswith=f"MID{trial}").count()
     counts = flush_journals()
+    assert counts["segments_failed"] == 0
     assert_all_stored_once(ids)
     # Whatever the killed flush had committed is now a duplicate, not a second row.
-    assert counts["stored"] == 6000 - stored_before
+    assert counts["stored"] == 6000 - stored_before, (counts, stored_before)
     assert Signal.objects.filter(signal_id__startswith=f"MID{trial}").count() == 6000
 
 
