@@ -5,7 +5,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from signals.importers import FORMATS, MAX_RECORD_BYTES, ImportFailed, import_signals, printable
+from signals.import_readers import MAX_RECORD_BYTES, ImportFailed, printable
+from signals.importers import FORMATS, import_signals
 
 
 class Command(BaseCommand):
