@@ -2,7 +2,9 @@
 
 Ids: signalhub.E001 data directory, E002 archive location, E003 archive
 database missing, E004 archive is the main database, E005 django-q2 timeout
-not below its retry, E006 journal directory. Alpine's settings (URL well
+not below its retry, E006 journal directory, W001 a SQLite database (or its
+-wal/-shm) or the secret key file that other local users may read, W002
+query options of a SQLite URL that are ignored. Alpine's settings (URL well
 formed, key present when sync is on, lease against timeout) are the sync
 app's own checks, sync.E001/E002/W001/W002/I001 in sync/checks.py: one set of
 checks, not two.
@@ -12,7 +14,11 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
+
+from signalhub.private_files import too_open
+
+SQLITE_ENGINES = ("django.db.backends.sqlite3", "signalhub.backends.sqlite3")
 
 
 def unusable_dir_reason(path):
@@ -49,7 +55,7 @@ def storage_checks(app_configs=None, **kwargs):
                             hint="Keep signalhub.settings' archive block, or set SIGNALHUB_ARCHIVE_DATABASE_URL.",
                             id="signalhub.E003"))
         return errors
-    if archive["ENGINE"] == "django.db.backends.sqlite3":
+    if archive["ENGINE"] in SQLITE_ENGINES:
         reason = unusable_dir_reason(Path(archive["NAME"]).parent)
         if reason:
             errors.append(Error(f"The archive database's directory is not usable: {reason}.",
@@ -70,3 +76,36 @@ def task_queue_checks(app_configs=None, **kwargs):
                       f"would hand a still-running task to a second worker.",
                       hint="Set SIGNALHUB_Q_TIMEOUT below SIGNALHUB_Q_RETRY.", id="signalhub.E005")]
     return []
+
+
+def _private_paths():
+    """Return the local files that hold secrets or the ledger.
+
+    Files, not the data directory: a directory others may list shows them
+    names only, and development and CI data directories made by ``mkdir -p``
+    (0755) would warn on every run; what leaks is a readable file.
+    """
+    paths = [Path(settings.DATA_DIR) / "secret_key"]
+    for database in settings.DATABASES.values():
+        if database.get("ENGINE") in SQLITE_ENGINES and not str(database.get("NAME", "")).startswith("file:"):
+            name = str(database["NAME"])
+            paths += [Path(name), Path(f"{name}-wal"), Path(f"{name}-shm")]
+    return paths
+
+
+@register(Tags.security, deploy=False)
+def private_file_checks(app_configs=None, **kwargs):
+    messages = []
+    for path in _private_paths():
+        mode = too_open(path)
+        if mode is not None:
+            # Reported, not changed: an operator may have opened it to a group on purpose.
+            messages.append(Warning(
+                f"{path} has mode {mode:04o}: other local users may read it (sessions, password hashes, the "
+                f"secret key or the ledger).", hint=f"chmod 600 {path}",
+                id="signalhub.W001"))
+    for alias, names in sorted(getattr(settings, "IGNORED_DATABASE_OPTIONS", {}).items()):
+        messages.append(Warning(
+            f"The {alias} SQLite database URL has query options SignalHub does not pass on: {', '.join(names)}.",
+            hint="Remove them; SQLite's timeout is SIGNALHUB_SQLITE_BUSY_TIMEOUT.", id="signalhub.W002"))
+    return messages

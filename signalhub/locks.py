@@ -15,6 +15,8 @@ import os
 from django.conf import settings
 from django.db import connections
 
+from signalhub.private_files import PRIVATE_FILE_MODE, make_private_dir
+
 logger = logging.getLogger(__name__)
 
 # Names held by this process: a PostgreSQL advisory lock is re-entrant within
@@ -60,9 +62,9 @@ def _lock(name, using):
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
         return
     lock_dir = settings.DATA_DIR / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(lock_dir)
     path = lock_dir / f"{name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -5,6 +5,7 @@ Every variable read here is listed, with its default, in README.md
 value so that a deployment fails at start-up, naming the variable.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from signalhub.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from signalhub.private_files import PRIVATE_FILE_MODE, make_private_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -34,10 +36,15 @@ def _secret_key():
             "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off "
             f"(for a development machine, `make secret-key` writes one to {key_file})."
         )
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    make_private_dir(DATA_DIR)
     key = secrets.token_urlsafe(50)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
+    # Created 0600 in one step: never readable by another user, not even for a moment.
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    except FileExistsError:  # another process wrote it first: use that one
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
     return key
 
 
@@ -97,11 +104,29 @@ ASGI_APPLICATION = "signalhub.asgi.application"
 SQLITE_BUSY_TIMEOUT = env_float("SIGNALHUB_SQLITE_BUSY_TIMEOUT", 20.0, minimum=0)
 
 
-def database_from_url(url, *, test_name=None):
-    """Return a DATABASES entry for ``url`` with SignalHub's per-engine options."""
+# Query options of a SQLite URL, which SignalHub does not pass on (system check signalhub.W002).
+IGNORED_DATABASE_OPTIONS = {}
+
+
+def database_from_url(url, *, test_name=None, alias="default"):
+    """Return a DATABASES entry for ``url`` with SignalHub's per-engine options.
+
+    A PostgreSQL URL's query options (sslmode, sslrootcert, application_name,
+    connect_timeout, options, ...) go to the driver beside the pool's.
+    """
     config = dj_database_url.parse(url)
     engine = config["ENGINE"]
+    # dj-database-url puts the URL's query options in OPTIONS.
+    url_options = dict(config.get("OPTIONS") or {})
     if engine == "django.db.backends.sqlite3":
+        # SQLite's own driver options are SignalHub's to set (the timeout,
+        # WAL); an option in the URL is reported, not passed to sqlite3.connect,
+        # which would refuse an unknown one at the first query.
+        IGNORED_DATABASE_OPTIONS.pop(alias, None)
+        if url_options:
+            IGNORED_DATABASE_OPTIONS[alias] = sorted(url_options)
+        # The same backend, with the database file created 0600 (signalhub.backends.sqlite3).
+        config["ENGINE"] = "signalhub.backends.sqlite3"
         # WAL lets readers (admin, monitor) run beside the writer; IMMEDIATE makes
         # a writer take the lock at BEGIN and wait up to the busy timeout instead
         # of failing half-way with "database is locked".
@@ -118,7 +143,8 @@ def database_from_url(url, *, test_name=None):
         config["ENGINE"] = "django.db.backends.postgresql"
         # The psycopg pool needs CONN_MAX_AGE = 0 (the pool keeps connections).
         config["CONN_MAX_AGE"] = 0
-        config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": env_int("SIGNALHUB_DB_POOL_SIZE", 10, minimum=1)}}
+        config["OPTIONS"] = {**url_options,
+                             "pool": {"min_size": 1, "max_size": env_int("SIGNALHUB_DB_POOL_SIZE", 10, minimum=1)}}
     return config
 
 
@@ -134,7 +160,8 @@ DATABASES = {"default": database_from_url(DATABASE_URL, test_name="test_signalhu
 SIGNALHUB_ARCHIVE_DATABASE_URL = (
     env_str("SIGNALHUB_ARCHIVE_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'signalhub_archive.sqlite3'}")
 try:
-    DATABASES["archive"] = database_from_url(SIGNALHUB_ARCHIVE_DATABASE_URL, test_name="test_signalhub_archive.sqlite3")
+    DATABASES["archive"] = database_from_url(SIGNALHUB_ARCHIVE_DATABASE_URL, test_name="test_signalhub_archive.sqlite3",
+                                             alias="archive")
 except ValueError as exc:  # dj-database-url's errors (unknown scheme, bad port) are ValueErrors
     raise ImproperlyConfigured(f"SIGNALHUB_ARCHIVE_DATABASE_URL is not a database URL: {exc}") from None
 if DATABASES["archive"]["ENGINE"] == "django.db.backends.postgresql" and (
@@ -154,6 +181,12 @@ CACHES = {
         "LOCATION": "signalhub_cache",
     }
 }
+
+
+# The debug page (and error mails) hide URL passwords and secret query
+# parameters too: DATABASE_URL, SIGNALHUB_REDIS_URL, ALPINE_API_URL, ...
+DEFAULT_EXCEPTION_REPORTER_FILTER = "signalhub.secrets.SecretsReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "signalhub.secrets.SecretsExceptionReporter"
 
 
 # Auth, i18n, static ----------------------------------------------------------

@@ -318,7 +318,9 @@ _token = os.urandom(4).hex()
 def create_segment(directory: Path, seq: int, *, fsync_dir: bool) -> OwnedSegment:
     """Create, lock and publish a new segment for this process."""
     global _token
-    directory.mkdir(parents=True, exist_ok=True)
+    from signalhub.private_files import make_private_dir
+
+    make_private_dir(directory)  # 0700, and so is a data directory it has to create
     name = f"{socket.gethostname()}-{os.getpid()}-{_token}-{seq:06d}{SEGMENT_SUFFIX}"
     tmp = directory / (name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
