@@ -8,7 +8,7 @@ line, admin page and debug page that prints a URL passes it through here.
 
 import re
 
-from django.views.debug import SafeExceptionReporterFilter
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 HIDDEN = "********"
 
@@ -96,3 +96,13 @@ class SecretsReporterFilter(SafeExceptionReporterFilter):
     def get_traceback_frame_variables(self, request, tb_frame):
         return [(name, mask_text(value) if isinstance(value, str) else value)
                 for name, value in super().get_traceback_frame_variables(request, tb_frame)]
+
+
+class SecretsExceptionReporter(ExceptionReporter):
+    """Django's reporter, with URLs in the exception's own message masked (a driver may quote its URL)."""
+
+    def get_traceback_data(self):
+        data = super().get_traceback_data()
+        if data.get("exception_value"):
+            data["exception_value"] = mask_text(data["exception_value"])
+        return data

@@ -266,6 +266,7 @@ def write_path_checks(now):
 
 def sync_checks(now):
     """Alpine configured and its health endpoint answering; WARN with the reason when sync is off."""
+    from signalhub.secrets import mask_url
     from sync import checkup
     from sync.config import alpine_config
 
@@ -280,7 +281,8 @@ def sync_checks(now):
     if not health.passed:
         return [Check(name, FAIL, health.found)]
     key = "" if config.api_key else "; ARGO_API_KEY is not set (only an Alpine without a key accepts deliveries)"
-    return [Check(name, WARN if key else PASS, f"{config.health_url()}: {health.found}{key}")]
+    shown = mask_url(config.health_url())  # a password in ALPINE_API_URL is never printed
+    return [Check(name, WARN if key else PASS, f"{shown}: {health.found}{key}")]
 
 
 def run_checks(*, deep=False, progress=None, now=None):
