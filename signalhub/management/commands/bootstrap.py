@@ -1,44 +1,70 @@
-"""Prepare a machine to run SignalHub: migrate (main and archive), cache table, admin login, demo signals.
+"""Prepare a machine to run SignalHub: migrate (main and archive), cache table, staff roles, admin login, demo signals.
 
-Safe to run again: each step does only what is missing.
+Safe to run again: each step does only what is missing, and the staff roles'
+permissions are set again on every run.
 """
 
+import os
 import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from signalhub import roles
 
 DEMO_MARKER = "demo_loaded"
 CREDENTIALS_FILE = "admin_credentials"
 
 
 class Command(BaseCommand):
-    help = "Migrate, create the cache table, the first admin login and demo signals (first run only)."
+    help = ("Migrate, create the cache table, the staff groups, the first admin login and, on a first run "
+            "with debug on or with --demo, demo signals.")
 
     def add_arguments(self, parser):
+        parser.add_argument("--demo", action="store_true",
+                            help="Load demo signals on first run even with debug off (with debug on they load by default).")
         parser.add_argument("--demo-count", type=int, default=20_000, help="Demo signals loaded on first run (0 for none).")
         parser.add_argument("--demo-days", type=int, default=60)
 
-    def handle(self, *args, demo_count, demo_days, **options):
-        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    def handle(self, *args, demo, demo_count, demo_days, **options):
+        if not settings.DATA_DIR.exists():
+            # Databases, journals and the admin's credentials live here: the owner's alone.
+            settings.DATA_DIR.mkdir(mode=0o700, parents=True)
         call_command("migrate", interactive=False, verbosity=0)
         # The archive holds the same ledger tables (see signalhub.routers).
         call_command("migrate", database="archive", interactive=False, verbosity=0)
         call_command("createcachetable", verbosity=0)
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)
+        self._roles()
         self._admin_login()
+        self._demo_signals(demo, demo_count, demo_days)
+
+    def _roles(self):
+        created = roles.ensure_roles()
+        for name, was_created in created.items():
+            self.stdout.write(f"Staff group \"{name}\": {'created' if was_created else 'permissions updated'}.")
+
+    def _demo_signals(self, demo, count, days):
         marker = settings.DATA_DIR / DEMO_MARKER
-        if demo_count and not marker.exists():
-            self.stdout.write(f"Loading {demo_count} demo signals (first run only)...")
-            call_command("generate_demo_signals", count=demo_count, days=demo_days, stdout=self.stdout)
-            marker.write_text("demo signals loaded; delete this file to load them again\n")
+        if not count:
+            return
+        if marker.exists():
+            if demo:
+                self.stdout.write(f"Demo signals were loaded before; delete {marker} to load them again.")
+            return
+        if not (demo or settings.DEBUG):
+            # Made-up signals in a production ledger would be indistinguishable from real ones.
+            self.stdout.write("No demo signals loaded: debug is off (pass --demo to load them).")
+            return
+        self.stdout.write(f"Loading {count} demo signals (first run only)...")
+        call_command("generate_demo_signals", count=count, days=days, stdout=self.stdout)
+        marker.write_text("demo signals loaded; delete this file to load them again\n")
 
     def _admin_login(self):
-        import os
-
         User = get_user_model()
         credentials = settings.DATA_DIR / CREDENTIALS_FILE
         if User.objects.filter(is_superuser=True).exists():
@@ -49,11 +75,29 @@ class Command(BaseCommand):
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
         generated = not password
         password = password or secrets.token_urlsafe(12)
-        User.objects.create_superuser(username=username, email="", password=password)
+        # One transaction: a login whose password could not be kept is not created.
+        with transaction.atomic():
+            User.objects.create_superuser(username=username, email="", password=password)
+            if generated:
+                _write_credentials(credentials, username, password)
         if generated:
-            credentials.touch(mode=0o600)
-            credentials.write_text(f"username: {username}\npassword: {password}\n")
+            # The password goes to the 0600 file only, not to a terminal or a captured log.
             self.stdout.write(self.style.SUCCESS(
-                f"Created the admin login  {username} / {password}  (also kept in {credentials})"))
+                f"Created the admin login {username}; its generated password is in {credentials}"))
         else:
             self.stdout.write(self.style.SUCCESS(f"Created the admin login {username} (password from DJANGO_SUPERUSER_PASSWORD)"))
+
+
+def _write_credentials(path, username, password):
+    """Write the generated login to a new file that only its owner can read, never through a link."""
+    # A file left by an earlier login (whose superuser is gone) is stale.
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    try:
+        # O_EXCL: the file is created here with mode 0600 from its first byte,
+        # and a link planted at this path fails the call instead of being followed.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise CommandError(f"Cannot create {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "w") as file:
+        file.write(f"username: {username}\npassword: {password}\n")
