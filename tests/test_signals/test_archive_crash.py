@@ -12,7 +12,7 @@ import time
 import pytest
 
 from signals.models import Signal
-from tests.support import manage, snapshot, store_signals, utc
+from tests.support import backend_name, manage, process_env, snapshot, store_signals, utc, wait_for_backends_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, databases=["default", "archive"])]
 
@@ -25,8 +25,12 @@ def _kill_at_random(args, rng, moving):
 
     Most kills land after ``moving()`` shows the first batch committed to the
     target (mid-run, where it matters); some before the run got that far.
+    Returns once the killed run's database sessions have gone too: until then
+    a COMMIT it sent may still land, and on PostgreSQL its advisory lock is
+    still held, so the next run would be refused as a second run.
     """
-    process = manage(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    name = backend_name(args[0][:12])
+    process = manage(*args, env=process_env(PGAPPNAME=name), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if rng.random() < 0.75:
             while not moving() and process.poll() is None:
@@ -36,12 +40,20 @@ def _kill_at_random(args, rng, moving):
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
+            _wait_for_sessions_gone(name)
             return f"killed {delay:.2f} s after the first batch (target held {moving()} rows)"
         return f"finished before the kill (exit {process.returncode})"
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+            _wait_for_sessions_gone(name)
+
+
+def _wait_for_sessions_gone(name):
+    # Either database may be the PostgreSQL one; a SQLite alias has no sessions to wait for.
+    for alias in ("default", "archive"):
+        wait_for_backends_gone(name, using=alias)
 
 
 def _assert_each_signal_in_exactly_one_database(originals):

@@ -14,7 +14,8 @@ from django.db import connection
 
 from signals.models import Signal
 from signals.tasks import flush_journals
-from tests.support import backend_name, backends_named, wait_for, wait_for_backends_gone
+from tests.support import (backend_name, backends_named, manage, process_env, store_signals, utc, wait_for,
+                           wait_for_backends_gone)
 from tests.test_signals.conftest import acked, child_env, start_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,7 +25,7 @@ COMMIT_SECONDS = 2.0
 
 @pytest.fixture
 def slow_commit():
-    """Make COMMIT sleep in the server for a transaction that stored the signal id it is given.
+    """Make COMMIT sleep in the server for a transaction that stored (or deleted) the signal id it is given.
 
     A deferred constraint trigger runs at COMMIT, after the client has sent it:
     exactly the moment a SIGKILL of the client cannot stop.
@@ -35,14 +36,15 @@ def slow_commit():
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE FUNCTION sh_test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF NEW.signal_id = TG_ARGV[0] THEN PERFORM pg_sleep({COMMIT_SECONDS}); END IF; RETURN NULL; END $$")
+            "IF coalesce(NEW.signal_id, OLD.signal_id) = TG_ARGV[0] THEN PERFORM pg_sleep(TG_ARGV[1]::float); "
+            "END IF; RETURN NULL; END $$")
     installed = []
 
-    def install(signal_id):
+    def install(signal_id, event="INSERT", seconds=COMMIT_SECONDS):
         with connection.cursor() as cursor:
-            cursor.execute(f'CREATE CONSTRAINT TRIGGER sh_test_slow_commit AFTER INSERT ON "{table}" '
-                           f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION sh_test_slow_commit(%s)",
-                           [signal_id])
+            cursor.execute(f'CREATE CONSTRAINT TRIGGER sh_test_slow_commit AFTER {event} ON "{table}" '
+                           "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION sh_test_slow_commit(%s, %s)",
+                           [signal_id, str(seconds)])
         installed.append(True)
 
     try:
@@ -105,3 +107,26 @@ def test_waiting_for_a_dead_clients_backends_fails_naming_them_when_they_stay(jo
         child.communicate(timeout=30)
     wait_for_backends_gone(name)
     assert backends_named(name) == []
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "archive"])
+def test_a_rerun_after_a_kill_during_commit_is_not_refused_by_the_dead_runs_lock(slow_commit):
+    # On PostgreSQL archive_signals holds a session advisory lock, which goes only with the session.
+    stored = store_signals(300, created_at=utc(2024, 1, 1))
+    slow_commit(stored[0].signal_id, event="DELETE", seconds=6)
+    name = backend_name("archive")
+    args = ("archive_signals", "--before", "2025-01-01", "--batch-size", "100")
+    first = manage(*args, env=process_env(PGAPPNAME=name), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: _sleeping_in_commit(name), timeout=60), (
+            f"the archive run never reached its first COMMIT under {name}: {backends_named(name)}")
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+
+    wait_for_backends_gone(name, timeout=60)
+    rerun = manage(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = rerun.communicate(timeout=300)[0]
+    assert rerun.returncode == 0, output
+    assert Signal._base_manager.using("default").count() == 0
+    assert Signal._base_manager.using("archive").count() == 300, output
