@@ -10,6 +10,12 @@ and store-then-fail. ``AlpineStub`` runs in-process on port 0 for tests;
 Extra endpoints for tests and demos (not part of Alpine):
 ``GET /_stub/signals`` (what was stored), ``GET /_stub/stats`` and
 ``POST /_stub/faults`` (change fault settings; JSON body of FaultConfig fields).
+They need the key as the signal endpoint does (only health is open), since
+they read every stored signal and can change how the stub answers.
+
+Each connection has a socket timeout (``SOCKET_TIMEOUT``): a client that
+connects and sends nothing, or stops half-way, is dropped instead of holding
+a server thread forever. A body over ``MAX_BODY_BYTES`` is refused with 413.
 """
 
 import hashlib
@@ -29,6 +35,8 @@ logger = logging.getLogger(__name__)
 SIGNAL_PATH = "/api/v1/external-signals/sync/signal"
 HEALTH_PATH = "/api/v1/external-signals/sync/health"
 DEFAULT_STRATEGY = "weighted_consensus_v6"
+SOCKET_TIMEOUT = 30.0  # seconds a connection may stay silent; longer than any client's pause between requests
+MAX_BODY_BYTES = 1 << 20  # a signal is a few hundred bytes
 
 
 @dataclass
@@ -47,7 +55,7 @@ class FaultConfig:
 
 class StubState:
     def __init__(self, key=None, seed=None):
-        self.key = key
+        self.key = key or None  # an empty key is no key, as Alpine's development mode
         self.faults = FaultConfig()
         self.lock = threading.Lock()
         self.rng = random.Random(seed)
@@ -65,6 +73,25 @@ class StubState:
     def stored_rows(self):
         with self.lock:
             return list(self.stored.values())
+
+
+def fault_changes(changes):
+    """Return the FaultConfig changes in a ``/_stub/faults`` body, or raise ValueError naming the field."""
+    if not isinstance(changes, dict):
+        raise ValueError("the body must be a JSON object of fault settings")
+    known = {f.name: f.type for f in fields(FaultConfig)}
+    checked = {}
+    for name, value in changes.items():
+        if name not in known:
+            raise ValueError(f"unknown fault setting {name!r}; known: {', '.join(known)}")
+        if known[name] in (str, "str"):
+            if not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0 \
+                or value == float("inf"):
+            raise ValueError(f"{name} must be a finite number, 0 or more")
+        checked[name] = value
+    return checked
 
 
 def _number(value):
@@ -179,46 +206,78 @@ class AlpineHandler(BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.answers[status] += 1
 
+    def setup(self):
+        # StreamRequestHandler sets this timeout on the socket: reads and writes that wait longer fail.
+        self.timeout = self.server.socket_timeout
+        super().setup()
+
     def read_body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        """Return the body, or None after answering 400/413 for a Content-Length that cannot be read."""
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdecimal():
+            self.close_connection = True
+            self.reply(400, {"detail": "Content-Length must be a whole number"})
+            return None
+        if int(length) > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            self.reply(413, {"detail": f"Body larger than {MAX_BODY_BYTES} bytes"})
+            return None
+        return self.rfile.read(int(length)) if int(length) else b""
+
+    def authorized(self):
+        """Return True if the request carries the key (or none is configured); else answer 401."""
+        key = self.state.key
+        if not key:
+            return True
+        sent = self.headers.get("X-API-Key")
+        if sent is None:
+            self.reply(401, {"detail": "Missing X-API-Key header"})
+            return False
+        if not hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), key.encode("utf-8")):
+            self.reply(401, {"detail": "Invalid API key"})
+            return False
+        return True
 
     def do_GET(self):
         if self.path == HEALTH_PATH:
             return self.reply(200, {"status": "healthy", "service": "Alpine Analytics - External Signal Sync",
                                     "endpoint": SIGNAL_PATH})
+        if self.path not in ("/_stub/signals", "/_stub/stats"):
+            return self.reply(404, {"detail": "Not Found"})
+        if not self.authorized():
+            return None
         if self.path == "/_stub/signals":
             return self.reply(200, self.state.stored_rows())
-        if self.path == "/_stub/stats":
-            with self.state.lock:
-                return self.reply(200, {"stored": len(self.state.stored), "posts": sum(self.state.posts_by_hash.values()),
-                                        "answers": dict(self.state.answers), "faults": asdict(self.state.faults)})
-        return self.reply(404, {"detail": "Not Found"})
+        with self.state.lock:
+            stats = {"stored": len(self.state.stored), "posts": sum(self.state.posts_by_hash.values()),
+                     "answers": dict(self.state.answers), "faults": asdict(self.state.faults)}
+        return self.reply(200, stats)
 
     def do_POST(self):
         raw = self.read_body()
-        if self.path == "/_stub/faults":
-            changes = json.loads(raw or b"{}")
-            known = {f.name for f in fields(FaultConfig)}
-            for name, value in changes.items():
-                if name in known:
-                    setattr(self.state.faults, name, value)
-            return self.reply(200, asdict(self.state.faults))
-        if self.path != SIGNAL_PATH:
+        if raw is None:
+            return None
+        if self.path not in ("/_stub/faults", SIGNAL_PATH):
             return self.reply(404, {"detail": "Not Found"})
-        self.handle_signal(raw)
+        if not self.authorized():
+            return None
+        if self.path == SIGNAL_PATH:
+            return self.handle_signal(raw)
+        try:
+            changes = fault_changes(json.loads(raw or b"{}"))
+        except (ValueError, RecursionError) as exc:
+            return self.reply(400, {"detail": f"Invalid fault settings: {exc}"[:500]})
+        with self.state.lock:
+            for name, value in changes.items():
+                setattr(self.state.faults, name, value)
+            faults = asdict(self.state.faults)
+        return self.reply(200, faults)
 
     def handle_signal(self, raw):
         state, faults = self.state, self.state.faults
-        if state.key:
-            sent = self.headers.get("X-API-Key")
-            if sent is None:
-                return self.reply(401, {"detail": "Missing X-API-Key header"})
-            if not hmac.compare_digest(sent.encode("utf-8"), state.key.encode("utf-8")):
-                return self.reply(401, {"detail": "Invalid API key"})
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return self.reply(422, {"detail": [{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}]})
         parsed, errors = validate(body)
         if not errors and state.roll(faults.schema_error_rate):
@@ -276,6 +335,7 @@ class AlpineHandler(BaseHTTPRequestHandler):
 
 class StubServer(ThreadingHTTPServer):
     daemon_threads = True
+    socket_timeout = SOCKET_TIMEOUT
 
     def handle_error(self, request, client_address):
         # A client that timed out and hung up is part of the fault injection, not news.
@@ -285,9 +345,10 @@ class StubServer(ThreadingHTTPServer):
 class AlpineStub:
     """A running stub: ``url``, ``state`` (stored rows, counters, faults), ``stop()``."""
 
-    def __init__(self, host="127.0.0.1", port=0, key=None, seed=None):
+    def __init__(self, host="127.0.0.1", port=0, key=None, seed=None, socket_timeout=SOCKET_TIMEOUT):
         self.server = StubServer((host, port), AlpineHandler)
         self.server.state = StubState(key=key, seed=seed)
+        self.server.socket_timeout = socket_timeout
         self.thread = None
 
     @property

@@ -30,8 +30,9 @@ class Command(BaseCommand):
         children = {}
         if alpine_stub:
             key = secrets.token_urlsafe(24)
+            # The key goes through the environment: a command-line argument is visible to every local user in ps.
             children["alpine stub"] = subprocess.Popen(
-                [*manage, "run_alpine_stub", "--port", str(alpine_stub), "--key", key], env=env)
+                [*manage, "run_alpine_stub", "--port", str(alpine_stub)], env={**env, "ALPINE_STUB_KEY": key})
             env.update(ALPINE_API_URL=f"http://127.0.0.1:{alpine_stub}", ARGO_API_KEY=key, ALPINE_SYNC_ENABLED="true")
             self.stdout.write(f"Delivering to the local Alpine stub at http://127.0.0.1:{alpine_stub} "
                               "(development only: it keeps what it receives in memory).")

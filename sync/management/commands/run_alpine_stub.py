@@ -1,10 +1,17 @@
-"""Run a local Alpine (sync.stub) in the foreground, for development and demos."""
+"""Run a local Alpine (sync.stub) in the foreground, for development and demos.
 
+The key is read from ALPINE_STUB_KEY: an argument would be visible to every
+local user in ``ps``, the environment of a process only to its owner.
+"""
+
+import os
 import time
 
 from django.core.management.base import BaseCommand
 
-from sync.stub import AlpineStub
+from sync.stub import SOCKET_TIMEOUT, AlpineStub
+
+KEY_VARIABLE = "ALPINE_STUB_KEY"
 
 
 class Command(BaseCommand):
@@ -13,7 +20,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8001)
-        parser.add_argument("--key", default=None, help="Require this X-API-Key (none: accept every request).")
+        parser.add_argument("--key", default=None,
+                            help=f"Require this X-API-Key. Prefer {KEY_VARIABLE} in the environment: an argument "
+                                 "shows in ps. Neither: accept every request.")
         parser.add_argument("--error-rate", type=float, default=0.0, help="Share answered 500 without storing.")
         parser.add_argument("--store-then-fail-rate", type=float, default=0.0, help="Share stored, then answered 500.")
         parser.add_argument("--slow-rate", type=float, default=0.0, help="Share answered after --slow-seconds.")
@@ -23,9 +32,12 @@ class Command(BaseCommand):
         parser.add_argument("--retry-after", default="5", help="Retry-After value (seconds or an HTTP date).")
         parser.add_argument("--outage-seconds", type=float, default=0.0, help="Answer 503 to everything for this long at start.")
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--socket-timeout", type=float, default=SOCKET_TIMEOUT,
+                            help="Drop a connection silent for this many seconds.")
 
     def handle(self, *args, **o):
-        stub = AlpineStub(host=o["host"], port=o["port"], key=o["key"], seed=o["seed"])
+        key = o["key"] or os.environ.get(KEY_VARIABLE) or None
+        stub = AlpineStub(host=o["host"], port=o["port"], key=key, seed=o["seed"], socket_timeout=o["socket_timeout"])
         faults = stub.faults
         faults.error_rate, faults.store_then_fail_rate = o["error_rate"], o["store_then_fail_rate"]
         faults.slow_rate, faults.slow_seconds = o["slow_rate"], o["slow_seconds"]
@@ -33,7 +45,7 @@ class Command(BaseCommand):
         faults.retry_after = o["retry_after"]
         if o["outage_seconds"]:
             faults.outage_until = time.time() + o["outage_seconds"]
-        self.stdout.write(f"Alpine stub on {stub.url} ({'key required' if o['key'] else 'no key: accepts every request'}); "
+        self.stdout.write(f"Alpine stub on {stub.url} ({'key required' if key else 'no key: accepts every request'}); "
                           f"stored rows at {stub.url}/_stub/signals; Ctrl-C stops it.")
         try:
             stub.serve_forever()
