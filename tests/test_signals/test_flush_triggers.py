@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import pytest
@@ -17,25 +16,17 @@ from signals.ingest import Ingestor, aflush_pending, flush_pending, log_signal, 
 from signals.models import Signal
 from signals.tasks import flush_journals
 from tests.factories import signal_data
+from tests.support import wait_for
 from tests.test_signals.conftest import BASE_DIR, acked, child_env, start_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(predicate, seconds=20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_batch_size_triggers_a_write_without_flush_pending(journal_dir, settings):
     settings.SIGNALHUB_BATCH_SIZE = 10
     settings.SIGNALHUB_BATCH_TIMEOUT = 3600
     ids = [log_signal(signal_data()) for _ in range(10)]
-    assert wait_for(lambda: Signal.objects.filter(signal_id__in=ids).count() == 10)
+    assert wait_for(lambda: Signal.objects.filter(signal_id__in=ids).count() == 10, timeout=20)
 
 
 def test_batch_below_size_waits_for_the_timeout_on_a_controlled_clock(journal_dir, settings):
@@ -197,10 +188,10 @@ def test_flush_task_runs_in_a_real_qcluster(journal_dir):
     cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=BASE_DIR, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        stored = wait_for(lambda: Signal.objects.filter(signal_id__in=ids).count() == 20, seconds=90)
+        stored = wait_for(lambda: Signal.objects.filter(signal_id__in=ids).count() == 20, timeout=90)
         log.seek(0)
         assert stored, log.read()[-3000:]
-        assert wait_for(lambda: journal.segment_paths(journal_dir) == [], seconds=10)
+        assert wait_for(lambda: journal.segment_paths(journal_dir) == [], timeout=10)
     finally:
         cluster.send_signal(signal.SIGTERM)
         try:

@@ -1,7 +1,6 @@
 """Real worker processes: killed mid-pass, and two at once never sending the same row."""
 
 import signal as signals_module
-import time
 from datetime import timedelta
 
 import pytest
@@ -12,6 +11,7 @@ from sync.delivery import handle_one_batch
 from sync.models import Delivery
 from sync.outbox import enqueue_deliveries
 from tests.factories import make_signal
+from tests.support import backend_name, wait_for, wait_for_backends_gone
 from tests.test_sync.conftest import start_manage, stop_group, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -23,19 +23,15 @@ def queue(n):
     return signals
 
 
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_worker_killed_mid_pass_leaves_rows_delivered_after_the_lease(stub):
     signals = queue(10)
-    stub.faults.delay_all_seconds = 5.0  # the worker is still waiting for answers when it dies
-    env = subprocess_env(stub.url, SIGNALHUB_SYNC_LEASE_SECONDS=120, ALPINE_TIMEOUT=60, SIGNALHUB_SYNC_CONCURRENCY=4)
+    # The worker is still waiting for answers when it dies. No answer comes
+    # before its 60 s timeout (once 5 s, which a loaded machine could outrun
+    # before the kill); the requests sleep on in the stub's daemon threads.
+    stub.faults.delay_all_seconds = 600.0
+    name = backend_name("worker")
+    env = subprocess_env(stub.url, PGAPPNAME=name, SIGNALHUB_SYNC_LEASE_SECONDS=120, ALPINE_TIMEOUT=60,
+                         SIGNALHUB_SYNC_CONCURRENCY=4)
     worker = start_manage("sync_signals", env=env)
     try:
         assert wait_for(lambda: Delivery.objects.filter(state="sending").count() == 10
@@ -44,6 +40,7 @@ def test_worker_killed_mid_pass_leaves_rows_delivered_after_the_lease(stub):
         worker.send_signal(signals_module.SIGKILL)
         worker.wait(timeout=10)
     assert worker.returncode == -signals_module.SIGKILL
+    wait_for_backends_gone(name)  # a write it sent before dying lands before the rows are read
     stub.faults.delay_all_seconds = 0.0
     assert set(Delivery.objects.values_list("state", flat=True)) == {"sending"}
     assert handle_one_batch() is False  # the dead worker's lease still holds
@@ -52,7 +49,8 @@ def test_worker_killed_mid_pass_leaves_rows_delivered_after_the_lease(stub):
     rows = Delivery.objects.all()
     assert {row.state for row in rows} == {"delivered"}
     assert {row.attempt_count for row in rows} == {2}
-    assert wait_for(lambda: len(stub.state.stored) == 10, timeout=10)  # the killed worker's requests may land too
+    # The rows are delivered: the resent requests have been answered, so all 10 are stored already.
+    assert len(stub.state.stored) == 10
     assert {row["external_signal_id"] for row in stub.state.stored_rows()} == {s.signal_id for s in signals}
 
 
