@@ -87,6 +87,8 @@ def pages(rows):
         (DELIVERIES, rows["signal"].signal_id),
         (f"{DELIVERIES}{rows['pending'].pk}/change/", REASONING),
         (DESTINATIONS, "too many failures"),
+        (f"/admin/signals/signal/{rows['signal'].pk}/history/", "Change history"),
+        (f"{DELIVERIES}{rows['pending'].pk}/history/", "Change history"),
         (f"{DESTINATIONS}{rows['destination'].pk}/change/", "too many failures"),
     ]
 
