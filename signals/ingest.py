@@ -20,6 +20,7 @@ flusher retries with backoff; what a dead process leaves behind is replayed by
 
 import asyncio
 import atexit
+import errno
 import logging
 import os
 import signal
@@ -32,6 +33,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import DatabaseError, connection
 
 from signals import journal
+from signals.journal import JournalUnavailable
 from signals.validation import clean_signal
 from signals.writer import in_lanes, segment_writers, write_journal_batch
 
@@ -81,10 +83,20 @@ class Ingestor:
     # Appending ------------------------------------------------------------------------
 
     def append(self, lines: list[bytes]):
+        """Journal ``lines`` with one write, or raise JournalUnavailable having journaled and counted none of them."""
         data = b"".join(lines)
         with self.lock:
-            segment = self._writable_segment(len(data))
-            segment.append(data, fsync=settings.SIGNALHUB_JOURNAL_FSYNC == "always")
+            try:
+                segment = self._writable_segment(len(data))
+                # On failure the segment is cut back to its last whole line (OwnedSegment.append).
+                segment.append(data, fsync=settings.SIGNALHUB_JOURNAL_FSYNC == "always")
+            except JournalUnavailable:
+                raise
+            except OSError as exc:
+                raise JournalUnavailable(
+                    exc.errno or errno.EIO, f"the journal could not take {len(lines)} signal(s), none was journaled: "
+                    f"{exc.strerror or exc}", str(journal.journal_dir())) from exc
+            # Counted only once the lines are in the file: a failed write leaves every count as it was.
             if self.appended == self.resolved:
                 self.first_pending_at = self.clock()
             self.appended += len(lines)
@@ -216,8 +228,7 @@ class Ingestor:
                 if batch is None:
                     break
                 written, end, count = batch
-                # After the commit, never before: the done offset only moves over stored lines.
-                segment.mark_done(end)
+                # Counted as soon as the batch has committed, whatever happens to the done file next.
                 with self.lock:
                     self.resolved += count
                     self.committed += written.stored
@@ -225,6 +236,16 @@ class Ingestor:
                         self.first_pending_at = None
                     for key, value in written.as_dict().items():
                         counts[key] += value
+                # After the commit, never before: the done offset only moves over stored lines.
+                try:
+                    segment.mark_done(end)
+                except OSError as exc:
+                    # A full disk must not undo the counts of a committed batch: flush_pending
+                    # would wait for lines already stored, and the exit log call them lost.
+                    # The done file lags; a replay after a crash counts those lines as duplicates.
+                    segment.read_offset = end
+                    logger.warning("could not record the done offset of journal segment %s (%s); its stored "
+                                   "lines would be replayed as duplicates after a crash", segment.name, exc)
 
         try:
             in_lanes(write_segment, snapshot, segment_writers())

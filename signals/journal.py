@@ -23,11 +23,13 @@ New segments are created under a ``.tmp`` name, locked, then renamed, so
 recovery never sees a segment before its owner holds the lock.
 """
 
+import errno
 import fcntl
 import json
 import logging
 import os
 import socket
+import stat
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -63,8 +65,82 @@ class CorruptLine(Exception):
     """A journal line that cannot be turned back into a signal (reason in args[0])."""
 
 
+class JournalUnavailable(OSError):
+    """The journal cannot take a signal now (disk full, I/O error, an unsafe directory): nothing was journaled.
+
+    An ``OSError`` (``errno`` tells which), not a ``ValidationError``: the
+    signal is fine, the machine is not. The caller may retry it later.
+    """
+
+
 def journal_dir() -> Path:
     return Path(settings.SIGNALHUB_JOURNAL_DIR)
+
+
+# Files -----------------------------------------------------------------------------
+#
+# Every file of the journal is opened without following a symbolic link and
+# must be a regular file: anyone who can write to the directory could
+# otherwise point a segment or a done file at another file (ours to clobber,
+# or theirs to make us read), or at a FIFO that blocks the flusher forever.
+# O_NONBLOCK only keeps the open of a FIFO from waiting; regular files ignore it.
+
+_NOFOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def open_regular(path, flags, mode=0o600) -> int:
+    """Open ``path`` (never through a symlink) and return its fd; OSError unless it is a regular file."""
+    fd = os.open(path, flags | _NOFOLLOW, mode)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_done_file(path: Path) -> int:
+    """Open a segment's done file for writing, creating it 0600; a link or FIFO planted under its name is replaced."""
+    try:
+        return open_regular(path, os.O_WRONLY | os.O_CREAT)
+    except OSError as exc:
+        # ELOOP: a symlink; ENXIO: a FIFO with no reader; EINVAL: another non-regular file.
+        if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EINVAL):
+            raise
+        problem = exc.strerror
+    logger.warning("replacing %s in the journal: %s, not a regular file (its target is left alone)", path, problem)
+    path.unlink()  # the entry itself, never what a link points to
+    return open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+
+def ensure_dir(directory: Path) -> Path:
+    """Create the journal directory (0700, and any data directory it needs) unless it exists; refuse a symlink.
+
+    A symlinked journal directory is refused rather than followed: whoever
+    can swap the link can send every signal to a directory they read. Point
+    SIGNALHUB_JOURNAL_DIR at the real directory instead. (Symlinks higher up
+    the path are the operator's to choose, and are followed.)
+    """
+    from signalhub.private_files import make_private_dir
+
+    check_dir(directory)
+    make_private_dir(directory)
+    check_dir(directory)
+    return directory
+
+
+def check_dir(directory: Path):
+    """Raise JournalUnavailable if ``directory`` exists as a symlink or as something not a directory."""
+    try:
+        mode = os.lstat(directory).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise JournalUnavailable(errno.ELOOP, "the journal directory is a symbolic link, which is refused; "
+                                 "set SIGNALHUB_JOURNAL_DIR to the real directory", str(directory))
+    if not stat.S_ISDIR(mode):
+        raise JournalUnavailable(errno.ENOTDIR, "the journal directory is not a directory", str(directory))
 
 
 # Lines ------------------------------------------------------------------------------
@@ -267,7 +343,8 @@ class OwnedSegment:
         try:
             written = os.write(self.fd, data)
             if written != len(data):
-                raise OSError(f"short write to the journal ({written} of {len(data)} bytes)")
+                # A regular file takes less than asked only when its disk or quota is full.
+                raise OSError(errno.ENOSPC, f"no space left: a short write to the journal ({written} of {len(data)} bytes)")
             if fsync:
                 os.fdatasync(self.fd)
                 self.synced_size = self.size + len(data)
@@ -285,14 +362,23 @@ class OwnedSegment:
 
     def reader(self) -> int:
         if self.read_fd is None:
-            self.read_fd = os.open(self.path, os.O_RDONLY)
+            fd = open_regular(self.path, os.O_RDONLY)
+            if os.fstat(fd).st_ino != os.fstat(self.fd).st_ino:
+                os.close(fd)
+                raise JournalUnavailable(errno.ESTALE, "the segment was replaced under its owner", str(self.path))
+            self.read_fd = fd
         return self.read_fd
 
     def mark_done(self, offset):
-        """Record that every line before ``offset`` is resolved (after the commit, never before)."""
+        """Record that every line before ``offset`` is resolved (after the commit, never before).
+
+        ``read_offset`` moves even if the done file cannot be written (a full
+        disk): the lines are stored; a replay would only count them again as
+        duplicates.
+        """
         self.read_offset = offset
         if self.done_fd is None:
-            self.done_fd = os.open(self.path.with_name(self.name + DONE_SUFFIX), os.O_WRONLY | os.O_CREAT, 0o600)
+            self.done_fd = open_done_file(self.path.with_name(self.name + DONE_SUFFIX))
         os.pwrite(self.done_fd, b"%020d\n" % offset, 0)
 
     def retire(self):
@@ -317,13 +403,11 @@ _token = os.urandom(4).hex()
 
 def create_segment(directory: Path, seq: int, *, fsync_dir: bool) -> OwnedSegment:
     """Create, lock and publish a new segment for this process."""
-    global _token
-    from signalhub.private_files import make_private_dir
-
-    make_private_dir(directory)  # 0700, and so is a data directory it has to create
+    ensure_dir(directory)  # 0700, and so is a data directory it has to create
     name = f"{socket.gethostname()}-{os.getpid()}-{_token}-{seq:06d}{SEGMENT_SUFFIX}"
     tmp = directory / (name + TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    # O_EXCL: never an existing file, nor a link planted under the name.
+    fd = open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(tmp, directory / name)
@@ -354,11 +438,21 @@ def _fsync_dir(directory: Path):
 
 
 def read_done_offset(path: Path) -> int:
+    """Return a segment's done offset (0 without a done file, or with one that is not a regular file)."""
+    done = path.with_name(path.name + DONE_SUFFIX)
     try:
-        text = path.with_name(path.name + DONE_SUFFIX).read_bytes()
-        return int(text.strip() or 0)
-    except (FileNotFoundError, ValueError):
+        fd = open_regular(done, os.O_RDONLY)
+    except FileNotFoundError:
         return 0
+    except OSError as exc:
+        logger.warning("ignoring the done file %s (%s); the segment is replayed from its start", done, exc)
+        return 0
+    try:
+        return int(os.pread(fd, 64, 0).strip() or 0)
+    except ValueError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -376,7 +470,7 @@ class ClaimedSegment:
 
     def mark_done(self, offset):
         path = self.path.with_name(self.name + DONE_SUFFIX)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = open_done_file(path)
         try:
             os.pwrite(fd, b"%020d\n" % offset, 0)
         finally:
@@ -394,10 +488,13 @@ class ClaimedSegment:
 
 
 def try_claim(path: Path) -> ClaimedSegment | None:
-    """Lock ``path`` if its owner is dead; return None while the owner lives or if it is gone."""
+    """Lock ``path`` if its owner is dead; return None while the owner lives, if it is gone, or not a regular file."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
+        return None
+    except OSError as exc:
+        logger.warning("skipping %s in the journal: %s (a segment is a regular file, never a link)", path, exc)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -417,11 +514,25 @@ def try_claim(path: Path) -> ClaimedSegment | None:
 
 
 def segment_paths(directory: Path | None = None) -> list[Path]:
+    """Return the segments in ``directory``, oldest name first; symlinks and non-regular files are skipped and logged.
+
+    Raises JournalUnavailable if the directory itself is a symlink.
+    """
     directory = directory or journal_dir()
+    check_dir(directory)
     try:
-        return sorted(path for path in directory.iterdir() if path.name.endswith(SEGMENT_SUFFIX))
+        entries = list(os.scandir(directory))
     except FileNotFoundError:
         return []
+    paths = []
+    for entry in entries:
+        if not entry.name.endswith(SEGMENT_SUFFIX):
+            continue
+        if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+            logger.warning("skipping %s in the journal: not a regular file (a segment is never a link)", entry.path)
+            continue
+        paths.append(Path(entry.path))
+    return sorted(paths)
 
 
 def remove_leftovers(directory: Path | None = None) -> int:
@@ -460,11 +571,16 @@ def backlog_stats() -> dict:
     directory = journal_dir()
     pending = 0
     oldest_ms = None
-    paths = segment_paths(directory)
+    problem = None
+    try:
+        paths = segment_paths(directory)
+    except JournalUnavailable as exc:
+        logger.error("cannot count the journal's backlog: %s", exc)
+        paths, problem = [], str(exc)
     for path in paths:
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+            fd = open_regular(path, os.O_RDONLY)
+        except OSError:  # retired meanwhile, or swapped for a link (logged by segment_paths next time)
             continue
         try:
             size = os.fstat(fd).st_size
@@ -492,4 +608,5 @@ def backlog_stats() -> dict:
         "segments": len(paths),
         "quarantined_records": QuarantinedRecord.objects.count(),
         "directory": str(directory),
+        "problem": problem,  # the journal directory refused (a symlink), else None
     }

@@ -92,7 +92,15 @@ def replay_dead_segments(report: FlushReport | None = None) -> FlushReport:
             report.segments_replayed += 1
 
     try:
-        in_lanes(replay, journal.segment_paths(), segment_writers())
+        paths = journal.segment_paths()
+    except journal.JournalUnavailable as exc:
+        # A symlinked journal directory: refused, and said so (flush_signals exits non-zero).
+        report.segments_failed += 1
+        report.errors.append(str(exc))
+        logger.error("not replaying the journal: %s", exc)
+        return report
+    try:
+        in_lanes(replay, paths, segment_writers())
     except (DatabaseError, OSError):
         pass  # in the report, and logged
     journal.remove_leftovers()
