@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_q.models import Failure, Schedule, Success
 
 from signalhub.schedules import all_specs, ensure_schedules
-from tests.support import manage, process_env
+from tests.support import backend_name, manage, process_env, wait_for_backends_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, databases=["default", "archive"])]
 
@@ -60,7 +60,8 @@ def test_every_schedule_runs_through_a_real_cluster(broker, tmp_path):
     # A cluster (and queue) of its own, so no other cluster on this machine takes the tasks.
     # The flush and delivery tasks repeat for a minute by default; an interval of
     # a minute makes each run one pass, so every schedule is done within the wait.
-    env = process_env(SIGNALHUB_Q_CLUSTER_NAME=f"signalhub-test-{broker}-{os.getpid()}",
+    name = backend_name(f"cluster-{broker}")
+    env = process_env(PGAPPNAME=name, SIGNALHUB_Q_CLUSTER_NAME=f"signalhub-test-{broker}-{os.getpid()}",
                       SIGNALHUB_Q_WORKERS="2", SIGNALHUB_FLUSH_INTERVAL="60", SIGNALHUB_SYNC_INTERVAL="60",
                       **_broker_env(broker))
     Schedule.objects.filter(name__in=names).update(next_run=timezone.now() - timedelta(minutes=1))
@@ -79,6 +80,8 @@ def test_every_schedule_runs_through_a_real_cluster(broker, tmp_path):
         checks = {check["name"]: check for check in json.loads(verify.communicate(timeout=120)[0])["checks"]}
     finally:
         _stop(cluster)
+        # Workers a slow shutdown left behind were SIGKILLed: let what they had sent commit before reading results.
+        wait_for_backends_gone(name)
         log.seek(0)
         output = log.read()
 
