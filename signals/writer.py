@@ -649,7 +649,8 @@ def _insert_copy(items):
             f"SELECT {columns} FROM {table} WITH NO DATA")
         cursor.execute(f"TRUNCATE {STAGING_TABLE}")
         # psycopg's own COPY: wrapped so its errors reach the caller as Django's (a refused row a DataError).
-        with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {STAGING_TABLE} ({columns}) FROM STDIN") as copy:
+        copy_sql = f"COPY {STAGING_TABLE} ({columns}) FROM STDIN"
+        with connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
             for row in _rows(items):
                 for index in json_index:
                     # Empty metadata (nearly every signal) as its text: no JSON encoding per row.

@@ -71,7 +71,7 @@ def segment_bytes(directory):
 
 
 def log_until_refused(prefix, limit=2000):
-    """Log signals until the journal refuses one; return (ids journaled, the counts just before the refusal, the error)."""
+    """Log signals until the journal refuses one; return (ids journaled, counts just before the refusal, error)."""
     ingestor = get_ingestor()
     journaled = []
     for n in range(limit):

@@ -75,7 +75,7 @@ def test_recovery_skips_segments_that_are_links_or_fifos_and_says_so(journal_dir
     finished = []
     # A FIFO opened for reading would block this thread forever: run it where the test can time it out.
     worker = threading.Thread(target=lambda: finished.append(replay_dead_segments()), daemon=True)
-    with caplog.at_level(logging.WARNING, logger="signals.journal"):
+    with caplog.at_level(logging.WARNING):
         worker.start()
         worker.join(timeout=60)
     assert finished, "recovery blocked on a non-regular file"

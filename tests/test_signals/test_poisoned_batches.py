@@ -48,7 +48,8 @@ def constraint_added_later():
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute("CREATE TRIGGER test_poisoned_symbol BEFORE INSERT ON signals_signal "
-                           "WHEN NEW.symbol = 'POISON' BEGIN SELECT RAISE(ABORT, 'test_poisoned_symbol refuses it'); END")
+                           "WHEN NEW.symbol = 'POISON' "
+                           "BEGIN SELECT RAISE(ABORT, 'test_poisoned_symbol refuses it'); END")
         else:
             cursor.execute("ALTER TABLE signals_signal ADD CONSTRAINT test_poisoned_symbol "
                            "CHECK (symbol <> 'POISON') NOT VALID")
