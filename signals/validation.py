@@ -103,7 +103,8 @@ def _number(data, field, errors, *, required, minimum=None, maximum=None, exclus
     if maximum is not None and number > maximum:
         errors.add(field, f"Must be at most {maximum:g}; got {number!r}.")
         return None
-    return number
+    # + 0.0 turns -0.0 into 0.0: SQLite gives -0.0 back as 0.0, and the hash would change.
+    return number + 0.0
 
 
 def _text(data, field, errors, *, required=False, default=None, printable=True):
@@ -236,7 +237,7 @@ def _common_percent(value):
     kind = type(value)
     # Compared before float(): a huge int would overflow; NaN fails the comparison.
     if (kind is float or kind is int) and 0 <= value <= 100:
-        return float(value)
+        return float(value) + 0.0  # -0.0 as 0.0, as in _number
     return None
 
 
