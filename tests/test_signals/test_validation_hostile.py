@@ -210,3 +210,17 @@ def test_log_signals_refuses_what_is_not_a_list_of_signals(journal_dir, value):
         log_signals(value)
     assert NON_FIELD_ERRORS in caught.value.message_dict
     assert signals.ingest.current_ingestor() is None
+
+
+@pytest.mark.parametrize("field", ["confidence", "consensus_agreement"])
+def test_negative_zero_is_stored_as_zero_so_the_hash_survives_sqlite(field):
+    # SQLite reads -0.0 back as 0.0; the hash of "-0.0" would then no longer match.
+    cleaned = clean_signal(signal_data(**{field: -0.0}), now=NOW)
+    assert str(cleaned[field]) == "0.0"
+
+
+def test_lifecycle_fields_of_an_import_are_not_copied_into_metadata():
+    cleaned = clean_signal(signal_data(outcome="win", exit_price=101.0, exit_timestamp="2025-11-18T15:00:00+00:00",
+                                       venue="XNAS"), lifecycle=True, now=NOW)
+    assert cleaned["outcome"] == "win"
+    assert cleaned["metadata"] == {"venue": "XNAS"}
