@@ -19,12 +19,8 @@ invalid UTF-8). The rules, each refused with a message naming the field:
   different value (1.5e300 comes back as 15 followed by 299 zeros).
 """
 
-import re
-
 from signals.models import METADATA_MAX_BYTES, METADATA_MAX_DEPTH
 
-# Searched in C: log_signal's hot path must not loop over a long text in Python.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]").search
 UNSTORABLE_TEXT = "Must not contain NUL characters or lone surrogates: neither database can store them."
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -33,10 +29,18 @@ FLOAT_EXACT_LIMIT = float(1 << 53)
 
 def unstorable(text: str) -> bool:
     """Return True if ``text`` holds a NUL or a lone surrogate."""
-    # isascii() reads a flag of the string (O(1)); an ASCII text can only hold the NUL.
+    # All in C, on log_signal's hot path: isascii() reads a flag of the string,
+    # and a strict UTF-8 encode finds a lone surrogate several times faster
+    # than a regular expression searching for one.
+    if "\x00" in text:
+        return True
     if text.isascii():
-        return "\x00" in text
-    return _UNSTORABLE(text) is not None
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def shown(value) -> str:
