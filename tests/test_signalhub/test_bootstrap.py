@@ -50,7 +50,17 @@ def test_first_run_with_debug_off_loads_no_demo_signals_and_keeps_secrets_privat
     username, password = (line.split(": ", 1)[1] for line in credentials.read_text().splitlines())
     assert User.objects.get(username=username, is_superuser=True).check_password(password)
     assert password not in out
-    assert f"its generated password is in {credentials}" in out
+    assert f"the generated password is in {credentials}" in out
+
+
+def test_debug_on_prints_the_login_to_type_on_every_run(tmp_path):
+    first = bootstrap(tmp_path, "--demo-count", "0", debug=True)
+    again = bootstrap(tmp_path, "--demo-count", "0", debug=True)
+
+    username, password = (line.split(": ", 1)[1] for line in (tmp_path / "admin_credentials").read_text().splitlines())
+    assert User.objects.get(username=username).check_password(password)
+    for out in (first, again):
+        assert f"Admin login: {username} / {password}" in out
 
 
 def test_debug_off_loads_demo_signals_only_when_asked(tmp_path):

@@ -69,7 +69,7 @@ class Command(BaseCommand):
         credentials = settings.DATA_DIR / CREDENTIALS_FILE
         if User.objects.filter(is_superuser=True).exists():
             if credentials.exists():
-                self.stdout.write(f"Admin login: see {credentials}")
+                self._show_login(credentials)
             return
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME") or "admin"
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
@@ -81,11 +81,22 @@ class Command(BaseCommand):
             if generated:
                 _write_credentials(credentials, username, password)
         if generated:
-            # The password goes to the 0600 file only, not to a terminal or a captured log.
-            self.stdout.write(self.style.SUCCESS(
-                f"Created the admin login {username}; its generated password is in {credentials}"))
+            self.stdout.write(self.style.SUCCESS(f"Created the admin login {username}."))
+            self._show_login(credentials)
         else:
             self.stdout.write(self.style.SUCCESS(f"Created the admin login {username} (password from DJANGO_SUPERUSER_PASSWORD)"))
+
+
+    def _show_login(self, credentials):
+        """Print the kept login on a development machine; elsewhere only where it is kept."""
+        if settings.DEBUG:
+            # `make run` (debug on) is a developer's own terminal, and its promise is a
+            # login to type. With debug off this output lands in a service's captured
+            # log, so the password stays in the 0600 file.
+            login = " / ".join(line.split(": ", 1)[-1] for line in credentials.read_text().splitlines())
+            self.stdout.write(self.style.SUCCESS(f"Admin login: {login}  (kept in {credentials})"))
+        else:
+            self.stdout.write(f"Admin login: the generated password is in {credentials}")
 
 
 def _write_credentials(path, username, password):
