@@ -260,6 +260,9 @@ def write_path_section(now):
         "quarantined_count": quarantined_how,
     }
     problems = []
+    if stats["problem"]:
+        # log_signal refuses every signal while the directory is refused: nothing is journaled.
+        problems.append(Problem(CRITICAL, "journal_unusable", f"the journal cannot be used: {stats['problem']}"))
     limit = settings.SIGNALHUB_MONITOR_JOURNAL_MAX_AGE
     if age is not None and age > limit:
         problems.append(Problem(CRITICAL, "journal_backlog", f"{stats['pending_signals']} signals wait in the journal, "

@@ -67,6 +67,20 @@ def test_stale_journal_backlog_is_critical_exit_2(flowing, journal_dir, sync_off
     assert f"journal {journal_dir}: 3 signals pending in 1 segments, oldest 95 s" in output
 
 
+def test_a_refused_journal_directory_is_critical(flowing, journal_dir, sync_off, settings, tmp_path):
+    real = tmp_path / "real-journal"
+    real.mkdir()
+    link = tmp_path / "linked-journal"
+    link.symlink_to(real)
+    settings.SIGNALHUB_JOURNAL_DIR = link
+
+    code, output = monitor()
+
+    assert code == 2
+    assert "journal_unusable: the journal cannot be used:" in output
+    assert "symbolic link" in output
+
+
 def test_journal_threshold_comes_from_settings_and_a_fresh_backlog_is_fine(flowing, journal_dir, sync_off, settings):
     settings.SIGNALHUB_MONITOR_JOURNAL_MAX_AGE = 120
     segment = journal_lines(journal_dir, 2, age=timedelta(seconds=95))
