@@ -62,6 +62,15 @@ KNOWN_FIELDS = {
 _NOT_EXTRA = frozenset(KNOWN_FIELDS | set(LIFECYCLE_FIELDS))
 
 
+def _empty(value):
+    # By type first: comparing an arbitrary object with "" runs its own __eq__, which may raise.
+    return type(value) is str and not value
+
+
+def _absent(value):
+    return value is None or (type(value) is str and not value)
+
+
 class _Errors(dict):
     def add(self, field, message):
         self.setdefault(field, []).append(message)
@@ -109,7 +118,7 @@ def _number(data, field, errors, *, required, minimum=None, maximum=None, exclus
 
 def _text(data, field, errors, *, required=False, default=None, printable=True):
     value = data.get(field)
-    if value is None or (value == "" and not required):
+    if value is None or (_empty(value) and not required):
         if required:
             errors.add(field, "This field is required.")
         return default
@@ -134,7 +143,7 @@ def _text(data, field, errors, *, required=False, default=None, printable=True):
 
 def _timestamp(data, field, errors, *, required, now):
     value = data.get(field)
-    if value is None or value == "":
+    if _absent(value):
         if required:
             errors.add(field, "This field is required.")
         return None
@@ -244,7 +253,7 @@ def _common_percent(value):
 def _clean_common(data, now):
     get = data.get
     signal_id = get("signal_id")
-    if signal_id is None or signal_id == "":
+    if signal_id is None or (type(signal_id) is str and not signal_id):
         signal_id = new_signal_id()
     elif (type(signal_id) is not str or len(signal_id) > _SIGNAL_ID_MAX or not signal_id.isprintable()
           or signal_id != signal_id.strip()):
@@ -281,7 +290,7 @@ def _clean_common(data, now):
         values["sources_count"] = value
     for field, default, limit, printable in _TEXT_FIELDS:
         value = get(field)
-        if value is None or value == "":
+        if value is None or (type(value) is str and not value):
             values[field] = default
         elif type(value) is not str or len(value) > limit or (
                 not value.isprintable() if printable else unstorable(value)):
@@ -290,7 +299,7 @@ def _clean_common(data, now):
         else:
             values[field] = value
     timestamp = get("timestamp")
-    if timestamp is None or timestamp == "":
+    if timestamp is None or (type(timestamp) is str and not timestamp):
         timestamp = now
     else:
         if type(timestamp) is str:
@@ -314,7 +323,7 @@ def _clean_common(data, now):
         signal_id, symbol, action, entry_price, values.get("target_price"), values.get("stop_price"),
         confidence, values["strategy"], timestamp)
     supplied = get("sha256")
-    if supplied is not None and supplied != "" and (type(supplied) is not str or supplied.lower() != digest):
+    if not (supplied is None or (type(supplied) is str and not supplied)) and (type(supplied) is not str or supplied.lower() != digest):
         return None
     return values
 
@@ -335,7 +344,7 @@ def _clean_general(data, *, lifecycle, now):
 
     values = {}
     signal_id = data.get("signal_id")
-    if signal_id is None or signal_id == "":
+    if _absent(signal_id):
         values["signal_id"] = new_signal_id()
     else:
         signal_id = _text(data, "signal_id", errors, required=True)
@@ -344,7 +353,7 @@ def _clean_general(data, *, lifecycle, now):
         values["signal_id"] = signal_id
 
     symbol = data.get("symbol")
-    if symbol is None or symbol == "":
+    if _absent(symbol):
         errors.add("symbol", "This field is required.")
     elif not isinstance(symbol, str):
         errors.add("symbol", f"Must be text; got {type(symbol).__name__}.")
@@ -358,7 +367,7 @@ def _clean_general(data, *, lifecycle, now):
             values["symbol"] = symbol
 
     action = data.get("action")
-    if action is None or action == "":
+    if _absent(action):
         errors.add("action", "This field is required.")
     elif not isinstance(action, str) or action.strip().upper() not in ACTIONS:
         errors.add("action", f"Must be BUY or SELL; got {shown(action)}.")
@@ -394,7 +403,7 @@ def _clean_general(data, *, lifecycle, now):
         values.update(_clean_lifecycle(data, errors, now=now))
 
     supplied_hash = data.get("sha256")
-    if supplied_hash is not None and supplied_hash != "":
+    if not _absent(supplied_hash):
         if not isinstance(supplied_hash, str) or not SHA256_RE.fullmatch(supplied_hash.lower()):
             errors.add("sha256", "Must be 64 hexadecimal characters.")
             supplied_hash = None
@@ -420,7 +429,7 @@ def _clean_general(data, *, lifecycle, now):
 def _clean_lifecycle(data, errors, *, now):
     values = {}
     outcome = data.get("outcome")
-    if outcome is not None and outcome != "":
+    if not _absent(outcome):
         if not isinstance(outcome, str) or outcome.strip().lower() not in OUTCOMES:
             errors.add("outcome", f"Must be one of {', '.join(OUTCOMES)} or empty (open); got {shown(outcome)}.")
         else:

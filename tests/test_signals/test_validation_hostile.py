@@ -204,6 +204,25 @@ def test_log_signal_refuses_hostile_input_with_a_validation_error_and_journals_n
     assert not journal_dir.exists() or not any(journal_dir.iterdir())
 
 
+class Touchy:
+    """An object whose comparisons and text forms all raise, as a careless caller's might."""
+
+    def _refuse(self, *args):
+        raise RuntimeError("touched")
+
+    __eq__ = __ne__ = __lt__ = __str__ = __repr__ = __float__ = __int__ = _refuse
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize("field", ["signal_id", "symbol", "action", "entry_price", "confidence", "timestamp",
+                                   "sha256", "strategy", "reasoning", "sources_count", "metadata"])
+def test_an_object_whose_comparisons_raise_is_refused_naming_its_field(journal_dir, field):
+    with pytest.raises(ValidationError) as caught:
+        log_signal(signal_data(**{field: Touchy()}))
+    assert field in caught.value.message_dict
+    assert signals.ingest.current_ingestor() is None
+
+
 @pytest.mark.parametrize("value", [5, None, "AAPL", b"AAPL", {"symbol": "AAPL"}])
 def test_log_signals_refuses_what_is_not_a_list_of_signals(journal_dir, value):
     with pytest.raises(ValidationError) as caught:
