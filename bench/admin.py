@@ -195,8 +195,8 @@ def worker(args):
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    from signals.demo import generate_demo_signals
     from signals.models import Signal
+    from signals.operations.demo import generate_demo_signals
 
     # Plain HTTP and no collected static manifest here, as in the test suite.
     overrides = override_settings(

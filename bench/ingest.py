@@ -110,9 +110,9 @@ def ceiling(count):
     """The same rows written by the raw driver: sqlite3 executemany or PostgreSQL COPY (one transaction)."""
     from django.db import connection, models
 
+    from signals.ledger.validation import clean_signal
     from signals.models import Signal
-    from signals.validation import clean_signal
-    from signals.writer import _FIELDS
+    from signals.writepath.writer import _FIELDS
 
     cleaned = [clean_signal(payload(n)) for n in range(count)]
     now = datetime.now(UTC)
@@ -175,9 +175,9 @@ def writer_methods(count, batch=5000):
     writes the same signals as journal lines, as the flusher does (the
     database unpacks each batch).
     """
-    from signals import journal
-    from signals.validation import clean_signal
-    from signals.writer import Incoming, write_batch
+    from signals.ledger.validation import clean_signal
+    from signals.writepath import journal
+    from signals.writepath.writer import Incoming, write_batch
 
     cleaned = [clean_signal(payload(n)) for n in range(count)]
     results = {}
@@ -207,7 +207,7 @@ def latency(rate, seconds, fsync, warmup=0.0):
     from django.conf import settings
 
     from signals.ingest import flush_pending, log_signal
-    from signals.validation import clean_signal
+    from signals.ledger.validation import clean_signal
 
     call = clean_signal if fsync == "floor" else log_signal
     if fsync != "floor":

@@ -22,7 +22,7 @@ from ops_data import ROOT, bench_env, build_ledger  # noqa: E402
 
 MEASURE = """
 import json, statistics, time
-from signals import monitoring
+from signals.operations import monitoring
 monitoring.gather_report()
 times = []
 for _ in range({runs}):

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from signals.hashing import compute_hash  # noqa: E402  (plain module, no Django setup needed)
+from signals.ledger.hashing import compute_hash  # noqa: E402  (plain module, no Django setup needed)
 
 SYMBOLS = [f"SYM{n:02d}" for n in range(50)] + ["AAPL", "MSFT", "NVDA", "TSLA", "BTC-USD"]
 STEP_SECONDS = 63  # about 57 signals an hour

@@ -101,7 +101,7 @@ def wait_healthy(url, timeout=30):
 
 def cleaned(n, start=[0]):
     """Return n cleaned signal dicts with fresh ids (hashes differ, so the stub stores each)."""
-    from signals.validation import clean_signal
+    from signals.ledger.validation import clean_signal
 
     rows = []
     for _ in range(n):

@@ -354,7 +354,7 @@ SIGNALHUB_SYNC_PUSH = env_bool("SIGNALHUB_SYNC_PUSH", False)
 SIGNALHUB_ARCHIVE_SCHEDULE_ENABLED = env_bool("SIGNALHUB_ARCHIVE_SCHEDULE_ENABLED", True)
 SIGNALHUB_ARCHIVE_MONTHS = env_int("SIGNALHUB_ARCHIVE_MONTHS", 12, minimum=1)
 # Legacy monitor defaults; which problem is a warning and which critical is in
-# signals/monitoring.py and README ("Operations").
+# signals/operations/monitoring.py and README ("Operations").
 SIGNALHUB_MONITOR_DB_MAX_MB = env_float("SIGNALHUB_MONITOR_DB_MAX_MB", 1000, minimum=0)
 SIGNALHUB_MONITOR_WAL_MAX_MB = env_float("SIGNALHUB_MONITOR_WAL_MAX_MB", 100, minimum=0)
 SIGNALHUB_MONITOR_MIN_SIGNALS_LAST_HOUR = env_int("SIGNALHUB_MONITOR_MIN_SIGNALS_LAST_HOUR", 10, minimum=0)

@@ -13,9 +13,9 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from signals import hashing
-from signals import lookups  # noqa: F401  (registers the lookups the constraints use)
-from signals.lifecycle import close_outcome
+from signals.ledger import hashing
+from signals.ledger import lookups  # noqa: F401  (registers the lookups the constraints use)
+from signals.ledger.lifecycle import close_outcome
 
 ACTIONS = ("BUY", "SELL")
 OUTCOMES = ("win", "loss", "expired")

@@ -6,10 +6,10 @@ from django.conf import settings
 
 from signalhub.locks import LockHeld, command_lock
 from signalhub.schedules import repeat_for_a_minute
-from signals import archive, monitoring
-from signals.ingest import flush_pending
 from signals.models import Signal
-from signals.recovery import FlushReport, replay_dead_segments
+from signals.operations import archive, monitoring
+from signals.writepath.ingest import flush_pending
+from signals.writepath.recovery import FlushReport, replay_dead_segments
 
 logger = logging.getLogger(__name__)
 

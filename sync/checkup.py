@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import requests
 
 from signalhub.secrets import mask_text, mask_url
-from signals.hashing import canonical_timestamp, compute_hash
+from signals.ledger.hashing import canonical_timestamp, compute_hash
 from sync import client
 from sync.config import alpine_config
 from sync.models import DeliveryAttempt

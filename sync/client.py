@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import requests
 
 from signalhub.secrets import mask_text, mask_url
-from signals.hashing import canonical_timestamp
+from signals.ledger.hashing import canonical_timestamp
 
 logger = logging.getLogger(__name__)
 

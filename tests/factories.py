@@ -3,8 +3,8 @@
 import itertools
 from datetime import UTC, datetime
 
+from signals.ledger.validation import clean_signal
 from signals.models import Signal
-from signals.validation import clean_signal
 
 _counter = itertools.count(1)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from django.db import connections
 
+from signals.ledger.validation import clean_signal
 from signals.models import Signal
-from signals.validation import clean_signal
 from tests.factories import signal_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ ALPINE_STUB_KEY = "stub-key-0123456789abcdef"
 @contextlib.contextmanager
 def alpine_stub_as_alpine(monkeypatch):
     """Run the real Alpine stub on an ephemeral loopback port, configured as SignalHub's Alpine."""
-    from sync.stub import AlpineStub
+    from sync.testing.stub import AlpineStub
 
     server = AlpineStub(key=ALPINE_STUB_KEY, seed=7).start()
     monkeypatch.setenv("ALPINE_API_URL", server.url)

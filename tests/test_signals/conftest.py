@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import signals.ingest
+import signals.writepath.ingest
 from tests.support import alpine_stub_as_alpine, database_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -17,12 +17,12 @@ def journal_dir(settings, tmp_path):
     """A fresh journal directory for this test, and a fresh ingestor that is shut down after it."""
     directory = tmp_path / "journal"
     settings.SIGNALHUB_JOURNAL_DIR = directory
-    signals.ingest._ingestor = None
+    signals.writepath.ingest._ingestor = None
     yield directory
-    ingestor = signals.ingest._ingestor
+    ingestor = signals.writepath.ingest._ingestor
     if ingestor is not None:
         ingestor.shutdown(timeout=5)
-    signals.ingest._ingestor = None
+    signals.writepath.ingest._ingestor = None
 
 
 def child_env(journal_dir, **extra):

@@ -11,9 +11,9 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 
-from signals import export, paging
+from signals.admin import export, paging
+from signals.ledger.validation import clean_signal
 from signals.models import Signal
-from signals.validation import clean_signal
 from tests.factories import signal_data
 
 pytestmark = pytest.mark.django_db

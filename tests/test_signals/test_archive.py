@@ -12,8 +12,8 @@ from django.core.management import CommandError, call_command
 from django.db import connections, models
 
 from signalhub.locks import command_lock
-from signals import archive
 from signals.models import Signal
+from signals.operations import archive
 from sync.models import Delivery, DeliveryAttempt, Destination
 from sync.outbox import enqueue_deliveries
 from tests.support import manage, snapshot, store_signals, utc

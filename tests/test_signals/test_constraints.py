@@ -5,8 +5,8 @@ import math
 import pytest
 from django.db import DataError, IntegrityError, transaction
 
+from signals.ledger.validation import clean_signal
 from signals.models import Signal
-from signals.validation import clean_signal
 from tests.factories import signal_data
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ import psycopg
 import pytest
 from django.db import connection
 
-from signals import journal
 from signals.models import Signal
 from signals.tasks import flush_journals
+from signals.writepath import journal
 from tests.support import backend_name, wait_for_backends_gone
 from tests.test_signals.conftest import acked, child_env, start_child
 

@@ -11,11 +11,11 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from signals.demo import INSTRUMENTS, generate_demo_signals, iter_demo_signals
-from signals.hashing import compute_hash
-from signals.lifecycle import close_outcome
+from signals.ledger.hashing import compute_hash
+from signals.ledger.lifecycle import close_outcome
+from signals.ledger.validation import clean_signal
 from signals.models import Signal
-from signals.validation import clean_signal
+from signals.operations.demo import INSTRUMENTS, generate_demo_signals, iter_demo_signals
 
 pytestmark = pytest.mark.django_db
 

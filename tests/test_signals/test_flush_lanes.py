@@ -5,14 +5,14 @@ import threading
 import pytest
 from django.db import OperationalError, connection, connections
 
-import signals.ingest
-import signals.recovery
-from signals import journal
+import signals.writepath.ingest
+import signals.writepath.recovery
 from signals.ingest import flush_pending, log_signal
+from signals.ledger.validation import clean_signal
 from signals.models import Signal, SignalConflict
-from signals.recovery import replay_dead_segments
-from signals.validation import clean_signal
-from signals.writer import in_lanes, segment_writers
+from signals.writepath import journal
+from signals.writepath.recovery import replay_dead_segments
+from signals.writepath.writer import in_lanes, segment_writers
 from sync.models import Delivery
 from tests.factories import signal_data
 
@@ -93,9 +93,9 @@ def test_a_backlog_of_segments_is_written_side_by_side_each_signal_once(journal_
     settings.SIGNALHUB_BATCH_SIZE = 100_000
     settings.SIGNALHUB_BATCH_TIMEOUT = 3600
     settings.SIGNALHUB_FLUSH_WRITERS = 2
-    seen = spy_on_batches(monkeypatch, signals.ingest)
+    seen = spy_on_batches(monkeypatch, signals.writepath.ingest)
     ids = [log_signal(signal_data()) for _ in range(400)]
-    assert len(signals.ingest.get_ingestor().segments) > 4
+    assert len(signals.writepath.ingest.get_ingestor().segments) > 4
 
     assert flush_pending(timeout=60) == 400
     assert Signal.objects.filter(signal_id__in=ids).count() == 400
@@ -106,7 +106,7 @@ def test_a_backlog_of_segments_is_written_side_by_side_each_signal_once(journal_
     extra = [conn for name, conn in seen if name.endswith("-lane2")]
     assert all(conn.connection is None for conn in extra)
     assert journal.backlog_stats()["pending_signals"] == 0
-    assert list(journal_dir.glob("*" + journal.SEGMENT_SUFFIX)) == [signals.ingest.get_ingestor().active.path]
+    assert list(journal_dir.glob("*" + journal.SEGMENT_SUFFIX)) == [signals.writepath.ingest.get_ingestor().active.path]
 
 
 def dead_segment(journal_dir, name, values_list):
@@ -118,7 +118,7 @@ def dead_segment(journal_dir, name, values_list):
 
 def test_dead_segments_are_replayed_side_by_side_duplicates_and_conflicts_counted(journal_dir, settings, monkeypatch):
     settings.SIGNALHUB_FLUSH_WRITERS = 2
-    seen = spy_on_batches(monkeypatch, signals.recovery)
+    seen = spy_on_batches(monkeypatch, signals.writepath.recovery)
     segments = [[clean_signal(signal_data(signal_id=f"D{k}-{n}")) for n in range(50)] for k in range(6)]
     # The same signal in two segments (a retry), and one signal_id with two different contents.
     repeated = clean_signal(signal_data(signal_id="D-REPEATED"))
@@ -144,7 +144,7 @@ def test_a_lane_that_fails_loses_nothing_and_the_retry_stores_the_rest_once(jour
     settings.SIGNALHUB_BATCH_SIZE = 100_000
     settings.SIGNALHUB_BATCH_TIMEOUT = 3600
     settings.SIGNALHUB_FLUSH_WRITERS = 2
-    real = signals.ingest.write_journal_batch
+    real = signals.writepath.ingest.write_journal_batch
     failed, written = [], []
 
     def fails_once_in_a_lane(*args, **kwargs):
@@ -155,13 +155,13 @@ def test_a_lane_that_fails_loses_nothing_and_the_retry_stores_the_rest_once(jour
         written.append(args[1:3])  # (segment, offset): what the other lane committed is not written again
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(signals.ingest, "write_journal_batch", fails_once_in_a_lane)
+    monkeypatch.setattr(signals.writepath.ingest, "write_journal_batch", fails_once_in_a_lane)
     ids = [log_signal(signal_data()) for _ in range(400)]
-    second_segment = signals.ingest.get_ingestor().segments[1].name
+    second_segment = signals.writepath.ingest.get_ingestor().segments[1].name
 
     assert flush_pending(timeout=60) == 400
     assert failed, "the failure was not injected"
     assert len(written) == len(set(written))
     assert Signal.objects.filter(signal_id__in=ids).count() == 400
     assert Delivery.objects.filter(signal__signal_id__in=ids).count() == 400
-    assert signals.ingest.get_ingestor().pending == 0
+    assert signals.writepath.ingest.get_ingestor().pending == 0

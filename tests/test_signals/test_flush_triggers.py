@@ -11,10 +11,11 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from signals import journal
-from signals.ingest import Ingestor, aflush_pending, flush_pending, log_signal, log_signals
+from signals.ingest import aflush_pending, flush_pending, log_signal, log_signals
 from signals.models import Signal
 from signals.tasks import flush_journals
+from signals.writepath import journal
+from signals.writepath.ingest import Ingestor
 from tests.factories import signal_data
 from tests.support import wait_for
 from tests.test_signals.conftest import BASE_DIR, acked, child_env, start_child
@@ -52,7 +53,7 @@ def test_batch_below_size_waits_for_the_timeout_on_a_controlled_clock(journal_di
 
 
 def _clean(data):
-    from signals.validation import clean_signal
+    from signals.ledger.validation import clean_signal
 
     return clean_signal(data)
 

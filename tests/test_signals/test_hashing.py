@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from signals import hashing
-from signals.validation import clean_signal
+from signals.ledger import hashing
+from signals.ledger.validation import clean_signal
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "alpine-hash-vectors.json").read_text())["vectors"]
 

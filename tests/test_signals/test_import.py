@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from django.core.management import CommandError, call_command
 
-from signals import hashing
-from signals.importers import import_signals
+from signals.ledger import hashing
 from signals.models import Signal, SignalConflict
+from signals.writepath.importers import import_signals
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signals.importers import import_signals
 from signals.models import Signal
+from signals.writepath.importers import import_signals
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 from django.core.management import CommandError, call_command
 
-from signals.import_readers import MAX_RECORD_BYTES
 from signals.models import Signal
+from signals.writepath.import_readers import MAX_RECORD_BYTES
 from tests.support import ROOT, process_env
 from tests.test_signals.test_import import legacy_row, make_argo
 

@@ -5,11 +5,11 @@ import signal
 
 import pytest
 
-from signals import journal
 from signals.ingest import flush_pending, get_ingestor, log_signal
+from signals.ledger.validation import clean_signal
 from signals.models import QuarantinedRecord, Signal
-from signals.recovery import replay_dead_segments
-from signals.validation import clean_signal
+from signals.writepath import journal
+from signals.writepath.recovery import replay_dead_segments
 from tests.factories import signal_data
 from tests.test_signals.conftest import acked, child_env, start_child
 
@@ -56,7 +56,7 @@ def test_replay_resumes_at_the_done_offset_and_counts_replays_as_duplicates(jour
     path = dead_segment(journal_dir, lines)
     # The owner had stored the first two and recorded it; the third was stored but not recorded.
     (journal_dir / (path.name + journal.DONE_SUFFIX)).write_bytes(b"%020d\n" % (len(lines[0]) + len(lines[1])))
-    from signals.writer import Incoming, write_batch
+    from signals.writepath.writer import Incoming, write_batch
 
     write_batch([Incoming(journal.decode(line[:-1])[1], "owner") for line in lines[:3]])
     report = replay_dead_segments()

@@ -13,10 +13,10 @@ import subprocess
 
 import pytest
 
-import signals.ingest
-from signals import journal
+import signals.writepath.ingest
 from signals.ingest import JournalUnavailable, flush_pending, get_ingestor, log_signal, log_signals
 from signals.models import Signal
+from signals.writepath import journal
 from tests.factories import signal_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,12 +58,12 @@ def journal_on_small_disk(small_disk, settings):
     # No flush between the appends: only the test's flush_pending writes.
     settings.SIGNALHUB_BATCH_SIZE = 1_000_000
     settings.SIGNALHUB_BATCH_TIMEOUT = 3600
-    signals.ingest._ingestor = None
+    signals.writepath.ingest._ingestor = None
     yield small_disk / "journal"
-    ingestor = signals.ingest._ingestor
+    ingestor = signals.writepath.ingest._ingestor
     if ingestor is not None:
         ingestor.shutdown(timeout=5)
-    signals.ingest._ingestor = None
+    signals.writepath.ingest._ingestor = None
 
 
 def segment_bytes(directory):
@@ -112,7 +112,7 @@ def test_a_full_disk_refuses_the_signal_and_leaves_counts_and_segment_as_they_we
     assert sorted(Signal.objects.values_list("signal_id", flat=True)) == sorted(journaled)
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="signals.ingest"):
+    with caplog.at_level(logging.WARNING, logger="signals.writepath.ingest"):
         ingestor.shutdown(timeout=5)
     assert not [record for record in caplog.records if "not yet stored" in record.getMessage()]
     assert journal.segment_paths(journal_on_small_disk) == []
@@ -132,7 +132,7 @@ def test_a_full_disk_after_the_commit_leaves_the_stored_signals_counted(journal_
     later = log_signal(signal_data(signal_id="DONE-LATER"))
     assert flush_pending(timeout=20) == 1 and Signal.objects.filter(signal_id=later).exists()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="signals.ingest"):
+    with caplog.at_level(logging.WARNING, logger="signals.writepath.ingest"):
         ingestor.shutdown(timeout=5)
     assert not [record for record in caplog.records if "not yet stored" in record.getMessage()]
     assert journal.segment_paths(journal_on_small_disk) == []

@@ -10,11 +10,11 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 
-from signals import journal
 from signals.ingest import JournalUnavailable, flush_pending, get_ingestor, log_signal
+from signals.ledger.validation import clean_signal
 from signals.models import Signal
-from signals.recovery import replay_dead_segments
-from signals.validation import clean_signal
+from signals.writepath import journal
+from signals.writepath.recovery import replay_dead_segments
 from tests.factories import signal_data
 
 pytestmark = pytest.mark.django_db(transaction=True)

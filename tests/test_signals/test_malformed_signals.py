@@ -6,9 +6,9 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from signals import journal
 from signals.ingest import current_ingestor, log_signal, log_signals
 from signals.models import Signal
+from signals.writepath import journal
 from tests.factories import signal_data
 
 GOOD_HASH_OF_OTHER = "0" * 64

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from signals import monitoring
 from signals.models import Signal
+from signals.operations import monitoring
 from tests.support import drop_index, store_signals
 from tests.test_signals.monitor_support import NOW, frozen_clock, monitor  # noqa: F401 (frozen_clock: autouse)
 

@@ -6,12 +6,13 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from signals import journal, monitoring
+from signals.ledger.validation import clean_signal
 from signals.models import QuarantinedRecord, SignalConflict
+from signals.operations import monitoring
+from signals.writepath import journal
 from sync import status
 from sync.models import Delivery, Destination
 from sync.outbox import enqueue_deliveries
-from signals.validation import clean_signal
 from tests.factories import signal_data
 from tests.support import store_signals
 from tests.test_signals.monitor_support import NOW, frozen_clock, monitor  # noqa: F401 (frozen_clock: autouse)

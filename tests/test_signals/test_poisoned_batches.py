@@ -15,11 +15,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from signals import journal, writer
 from signals.ingest import flush_pending, get_ingestor, log_signal
+from signals.ledger.validation import clean_signal
 from signals.models import QuarantinedRecord, Signal
-from signals.recovery import replay_dead_segments
-from signals.validation import clean_signal
+from signals.writepath import journal, writer
+from signals.writepath.recovery import replay_dead_segments
 from sync.models import Delivery
 from tests.factories import signal_data
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from signals.hashing import compute_hash
-from signals.validation import clean_signal, first_errors
+from signals.ledger.hashing import compute_hash
+from signals.ledger.validation import clean_signal, first_errors
 from tests.factories import signal_data
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

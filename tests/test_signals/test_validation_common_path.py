@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from django.core.exceptions import ValidationError
 
-from signals import journal
-from signals.hashing import compute_hash, hash_cleaned
-from signals.validation import _clean_common, _clean_general, clean_signal
+from signals.ledger.hashing import compute_hash, hash_cleaned
+from signals.ledger.validation import _clean_common, _clean_general, clean_signal
+from signals.writepath import journal
 from tests.factories import signal_data
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -13,8 +13,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 import signals.ingest
 from signals.ingest import log_signal, log_signals
+from signals.ledger.validation import clean_signal
 from signals.models import SOURCES_COUNT_MAX
-from signals.validation import clean_signal
 from tests.factories import signal_data
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

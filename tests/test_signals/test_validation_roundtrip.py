@@ -25,10 +25,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from signals import journal, writer
+from signals.ledger.validation import KNOWN_FIELDS, LIFECYCLE_FIELDS, clean_signal
 from signals.models import QuarantinedRecord, Signal
-from signals.validation import KNOWN_FIELDS, LIFECYCLE_FIELDS, clean_signal
-from signals.writer import Incoming, write_batch
+from signals.writepath import journal, writer
+from signals.writepath.writer import Incoming, write_batch
 from sync.models import Delivery
 
 pytestmark = pytest.mark.django_db

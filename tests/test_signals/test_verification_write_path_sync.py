@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from signals import journal, verification
+from signals.ledger.validation import clean_signal
 from signals.models import QuarantinedRecord, Signal, SignalConflict
-from signals.validation import clean_signal
+from signals.operations import verification
+from signals.writepath import journal
 from sync.models import Delivery, DeliveryAttempt, Destination
 from tests.factories import signal_data
 from tests.support import store_signals

@@ -2,10 +2,10 @@
 
 import pytest
 
-from signals import journal
+from signals.ledger.validation import clean_signal
 from signals.models import QuarantinedRecord, Signal, SignalConflict
-from signals.validation import clean_signal
-from signals.writer import Incoming, content_of, write_batch
+from signals.writepath import journal
+from signals.writepath.writer import Incoming, content_of, write_batch
 from tests.factories import signal_data
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +124,7 @@ def test_fast_path_stores_datetimes_as_django_does(value):
 
     from django.db import connection
 
-    from signals.writer import sqlite_datetime
+    from signals.writepath.writer import sqlite_datetime
 
     moment = datetime.fromisoformat(value)
     if connection.vendor == "sqlite":
@@ -148,7 +148,7 @@ def test_each_new_signal_is_queued_for_delivery_in_its_batch(method):
 
 def test_a_batch_that_cannot_queue_its_deliveries_stores_nothing(monkeypatch):
     # Signal and delivery rows commit together or not at all.
-    from signals import writer
+    from signals.writepath import writer
 
     def refuse(signal_ids):
         raise RuntimeError("outbox unavailable")

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from django.db import connection
 
-from signals import journal, writer
+from signals.ledger.validation import clean_signal
 from signals.models import QuarantinedRecord, Signal, SignalConflict
-from signals.validation import clean_signal
-from signals.writer import Incoming, write_batch
+from signals.writepath import journal, writer
+from signals.writepath.writer import Incoming, write_batch
 from sync.models import Delivery
 from tests.factories import signal_data
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import requests
 
-from sync.stub import HEALTH_PATH, SIGNAL_PATH, AlpineStub
+from sync.testing.stub import HEALTH_PATH, SIGNAL_PATH, AlpineStub
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "data" / "alpine-hash-vectors.json").read_text())["vectors"]
 

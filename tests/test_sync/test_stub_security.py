@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sync.stub import HEALTH_PATH, MAX_BODY_BYTES, SIGNAL_PATH, AlpineStub
+from sync.testing.stub import HEALTH_PATH, MAX_BODY_BYTES, SIGNAL_PATH, AlpineStub
 from tests.support import ROOT, process_env
 from tests.test_signalhub.test_serve import descendants, free_port
 

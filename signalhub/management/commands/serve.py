@@ -1,7 +1,7 @@
 """Run the web server and the django-q2 cluster together, in the foreground.
 
 Ctrl-C (SIGINT) or SIGTERM stops both; if either exits, the other is stopped too.
-With ``--alpine-stub PORT`` a local Alpine (sync.stub) runs beside them and
+With ``--alpine-stub PORT`` a local Alpine (sync.testing.stub) runs beside them and
 delivery is pointed at it: a development demo only, since what the stub
 stores is kept in memory and lost when it stops.
 """

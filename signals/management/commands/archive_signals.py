@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from signalhub.locks import LockHeld, command_lock
-from signals import archive
+from signals.operations import archive
 
 # Exit codes (README "Operations"): 0 done, 1 a batch failed or conflicts remain,
 # 2 bad arguments, 3 another run holds the lock.

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from signals.demo import generate_demo_signals
+from signals.operations.demo import generate_demo_signals
 
 
 class Command(BaseCommand):

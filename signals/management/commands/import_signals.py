@@ -5,8 +5,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from signals.import_readers import MAX_RECORD_BYTES, ImportFailed, printable
-from signals.importers import FORMATS, import_signals
+from signals.writepath.import_readers import MAX_RECORD_BYTES, ImportFailed, printable
+from signals.writepath.importers import FORMATS, import_signals
 
 
 class Command(BaseCommand):

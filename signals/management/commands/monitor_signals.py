@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from signals import monitoring
+from signals.operations import monitoring
 
 
 class Command(BaseCommand):

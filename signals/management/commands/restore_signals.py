@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from signals import archive
 from signals.management.commands.archive_signals import EXIT_USAGE, run_move
+from signals.operations import archive
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from signals import verification
+from signals.operations import verification
 
 
 class Command(BaseCommand):

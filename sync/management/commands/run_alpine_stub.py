@@ -1,4 +1,4 @@
-"""Run a local Alpine (sync.stub) in the foreground, for development and demos.
+"""Run a local Alpine (sync.testing.stub) in the foreground, for development and demos.
 
 The key is read from ALPINE_STUB_KEY: an argument would be visible to every
 local user in ``ps``, the environment of a process only to its owner.
@@ -9,7 +9,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from sync.stub import SOCKET_TIMEOUT, AlpineStub
+from sync.testing.stub import SOCKET_TIMEOUT, AlpineStub
 
 KEY_VARIABLE = "ALPINE_STUB_KEY"
 

@@ -9,7 +9,7 @@ What keeps each page's cost independent of the table's size:
 - filters have fixed choices (no ``SELECT DISTINCT``) and no date hierarchy;
 - search compares whole values, ``=`` on indexed columns (never ``LIKE '%x%'``);
 - the row count is an estimate for the unfiltered list and capped for a
-  filtered one (``signals.paging``); facet counts are off.
+  filtered one (``signals.admin.paging``); facet counts are off.
 
 Rows are the generator's record, so nothing is editable here: no add, no
 change, no delete (rows leave the ledger only by archiving).
@@ -27,12 +27,12 @@ from django.urls import path
 from django.utils.html import format_html
 
 from signalhub.admin_mixins import CheckedAdminMixin, ReadOnlyAdminMixin, may_operate_deliveries, parameter_name_for_display
-from signals import export
-from signals.admin_filters import ActionFilter, AssetTypeFilter, ConfidenceBandFilter, CreatedFilter, OutcomeFilter
-from signals.hashing import canonical_timestamp
+from signals.admin import export
+from signals.admin.filters import ActionFilter, AssetTypeFilter, ConfidenceBandFilter, CreatedFilter, OutcomeFilter
+from signals.admin.paging import BoundedCountPaginator
+from signals.ledger.hashing import canonical_timestamp
+from signals.ledger.validation import SYMBOL_RE
 from signals.models import MAX_LENGTHS, Signal
-from signals.paging import BoundedCountPaginator
-from signals.validation import SYMBOL_RE
 
 # A search term matching more order ids than this is not an order id.
 SEARCH_ID_LIMIT = 1_000
@@ -201,8 +201,3 @@ def _refusal(message):
     # Plain text, and the message never carries the request's own text: a
     # browser has nothing to render or run.
     return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
-
-
-
-# The write path's machine-written rows (conflicts, quarantined records) have their own module.
-from signals import admin_writepath  # noqa: E402, F401

@@ -139,7 +139,7 @@ def storage_section(now):
     if database_bytes > settings.SIGNALHUB_MONITOR_DB_MAX_MB * MB:
         problems.append(Problem(WARNING, "db_size", f"main database is {database_bytes / MB:.0f} MB "
                                 f"(over {settings.SIGNALHUB_MONITOR_DB_MAX_MB:g} MB): consider archive_signals"))
-    from signals.archive import database_size
+    from signals.operations.archive import database_size
 
     archive = connections["archive"]
     try:
@@ -235,15 +235,15 @@ def bounded_count(queryset, limit=BOUNDED_COUNT):
 
 
 def write_path_section(now):
-    """The journal backlog (signals.journal.backlog_stats), conflicts and quarantined records.
+    """The journal backlog (signals.writepath.journal.backlog_stats), conflicts and quarantined records.
 
     A journal line older than SIGNALHUB_MONITOR_JOURNAL_MAX_AGE is CRITICAL: the
     signal is only in a file, not in the ledger, and the writer is stuck or down.
     Conflicts and quarantined records are WARNINGs: someone must look at them,
     but nothing is lost (both versions, or the raw record, are kept).
     """
-    from signals.journal import backlog_stats
     from signals.models import QuarantinedRecord, SignalConflict
+    from signals.writepath.journal import backlog_stats
 
     stats = backlog_stats()
     conflicts, conflicts_how = bounded_count(SignalConflict.objects.all())

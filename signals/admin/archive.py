@@ -1,7 +1,7 @@
 """Archived signals in the admin: read-only, read from the archive database.
 
-Registered from SignalsConfig.ready(), next to the Signal admin in
-signals/admin.py. Rows move back with ``manage.py restore_signals``.
+Registered by Django's admin autodiscovery (``signals/admin/__init__.py``),
+next to the Signal admin. Rows move back with ``manage.py restore_signals``.
 """
 
 from django.contrib import admin

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError
 
-from signals import journal
-from signals.writer import in_lanes, segment_writers, write_journal_batch
+from signals.writepath import journal
+from signals.writepath.writer import in_lanes, segment_writers, write_journal_batch
 
 logger = logging.getLogger(__name__)
 

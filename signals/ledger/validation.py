@@ -17,8 +17,9 @@ from decimal import Decimal
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 
-from signals import hashing
-from signals.ids import new_signal_id
+from signals.ledger import hashing
+from signals.ledger.ids import new_signal_id
+from signals.ledger.storable import UNSTORABLE_TEXT, MetadataError, clean_json, shown, unstorable
 from signals.models import (
     ACTIONS,
     FUTURE_TOLERANCE,
@@ -30,7 +31,6 @@ from signals.models import (
     SOURCES_COUNT_MAX,
     SYMBOL_CHARS,
 )
-from signals.storable import UNSTORABLE_TEXT, MetadataError, clean_json, shown, unstorable
 
 SYMBOL_RE = re.compile(f"[{SYMBOL_CHARS}]+")
 SHA256_RE = re.compile("[0-9a-f]{64}")
@@ -171,7 +171,7 @@ def _timestamp(data, field, errors, *, required, now):
 def _metadata(data, errors):
     """Collect the keys SignalHub does not know, so a generator's extra data is kept, not lost.
 
-    Returns what the row will hold and give back (``signals.storable.clean_json``).
+    Returns what the row will hold and give back (``signals.ledger.storable.clean_json``).
     """
     extra = {key: value for key, value in data.items() if key not in _NOT_EXTRA}
     explicit = data.get("metadata")

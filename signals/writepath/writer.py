@@ -43,9 +43,9 @@ from django.db import DataError, IntegrityError, OperationalError, connection, c
 from django.db.models import F
 from django.utils import timezone
 
-from signals import journal
-from signals.hashing import canonical_timestamp
+from signals.ledger.hashing import canonical_timestamp
 from signals.models import GENERATOR_FIELDS, QuarantinedRecord, Signal, SignalConflict
+from signals.writepath import journal
 from sync.outbox import enqueue_deliveries, enqueue_inserted_after, queue_sql, queued_in_this_transaction
 
 logger = logging.getLogger(__name__)

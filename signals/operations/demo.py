@@ -3,7 +3,7 @@
 A handful of stocks and crypto pairs move on geometric random walks; signals
 are made in time order over the last ``days`` days, with confidence mostly 55
 to 99 and a target and stop around the entry. A signal whose holding period
-has ended is closed by ``signals.lifecycle.close_outcome``, the same rule the
+has ended is closed by ``signals.ledger.lifecycle.close_outcome``, the same rule the
 ledger uses, so outcomes and P&L agree with the model.
 
 Rows go in with one ``executemany`` (SQLite) or ``COPY`` (PostgreSQL) per
@@ -23,9 +23,9 @@ from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from signals import hashing
-from signals.ids import new_signal_id
-from signals.lifecycle import close_outcome
+from signals.ledger import hashing
+from signals.ledger.ids import new_signal_id
+from signals.ledger.lifecycle import close_outcome
 from signals.models import Signal
 from sync.outbox import enqueue_deliveries
 

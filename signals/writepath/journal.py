@@ -11,7 +11,7 @@ Layout (one directory, ``SIGNALHUB_JOURNAL_DIR``):
   validates again against a clock that has moved on. The checksum tells a torn
   or damaged line from a good one; a line whose checksum matches is one
   ``encode`` wrote, which is what lets the writer hand a batch of them to the
-  database to unpack without decoding each in Python (``signals.writer``).
+  database to unpack without decoding each in Python (``signals.writepath.writer``).
 - ``<segment>.done``: the byte offset up to which the owner has stored every
   line (written after each commit, never ahead of it). Recovery resumes there
   and monitoring counts the backlog from there.
@@ -39,7 +39,7 @@ from pathlib import Path
 from django.conf import settings
 
 # The file-safety half of the journal (re-exported: callers use journal.JournalUnavailable).
-from signals.journal_files import JournalUnavailable, check_dir, ensure_dir, open_done_file, open_regular
+from signals.writepath.journal_files import JournalUnavailable, check_dir, ensure_dir, open_done_file, open_regular
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ through the journal: the file is already a durable copy, so a crash mid-import
 loses nothing and re-running it resumes (what is stored counts as duplicates).
 Journaling it again would only write a multi-GB file twice.
 
-The readers (``signals.import_readers``) stream, in bounded memory. Every
+The readers (``signals.writepath.import_readers``) stream, in bounded memory. Every
 record that is not stored is counted, and each one refused before the
 database is reported with its file, line and reason through ``on_refused``.
 """
@@ -20,7 +20,8 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from tqdm import tqdm
 
-from signals.import_readers import (
+from signals.ledger.validation import clean_signal
+from signals.writepath.import_readers import (
     IMPORT_BATCH,
     ImportFailed,
     open_argo,
@@ -28,8 +29,7 @@ from signals.import_readers import (
     open_regular,
     printable,
 )
-from signals.validation import clean_signal
-from signals.writer import Incoming, WriteResult, write_batch
+from signals.writepath.writer import Incoming, WriteResult, write_batch
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from signalhub.schedules import all_specs, import_func
 from signals.models import Signal
-from signals.monitoring import count_signals, missing_indexes
+from signals.operations.monitoring import count_signals, missing_indexes
 
 logger = logging.getLogger(__name__)
 
@@ -177,9 +177,9 @@ def probe_write_path(now):
     PostgreSQL the id sequence still advances by one: sequences are outside
     transactions.)
     """
-    from signals import journal
-    from signals.validation import clean_signal
-    from signals.writer import Incoming, write_batch
+    from signals.ledger.validation import clean_signal
+    from signals.writepath import journal
+    from signals.writepath.writer import Incoming, write_batch
     from sync.models import Delivery
 
     signal_id = f"VERIFY-PROBE-{uuid.uuid4().hex[:16]}"
@@ -232,8 +232,8 @@ def check_write_path(now):
 
 
 def check_journals(now):
-    from signals import journal
     from signalhub.checks import unusable_dir_reason
+    from signals.writepath import journal
 
     name = "journals healthy (writable, no stale segments)"
     directory = journal.journal_dir()

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from signals import hashing
+from signals.ledger import hashing
 from signals.models import Signal
 
 # Every stored field, in the model's order.

@@ -1,0 +1,1 @@
+"""The ledger's rules: validation, hashing, lifecycle, lookups and signal ids."""

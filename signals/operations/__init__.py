@@ -1,0 +1,1 @@
+"""Operations on the ledger: archive and restore, monitoring, verification and demo data."""

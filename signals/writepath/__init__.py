@@ -1,0 +1,1 @@
+"""The durable write path: the ingest API and flusher, the journal, the writer, recovery and the importers."""

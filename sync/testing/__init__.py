@@ -1,0 +1,1 @@
+"""A local Alpine for development, demos and tests."""
