@@ -3,7 +3,9 @@
 ``build_ledger(directory, total)`` makes a data directory with a migrated main
 and archive SQLite database and ``total`` signals, one every ``step`` seconds
 ending now, so the recent flow is the same whatever the total (a bigger ledger
-is a longer history, not a faster one).
+is a longer history, not a faster one). Each signal has its delivery row, as
+the write path queues one: delivered to Alpine a few seconds after it was
+stored, except the last hour's, still pending.
 """
 
 import os
@@ -90,10 +92,25 @@ def build_ledger(directory, total, *, end=None):
                 batch = []
         if batch:
             db.executemany(f"INSERT INTO signals_signal ({COLUMNS}) VALUES ({placeholders})", batch)
+        # One delivery per signal, as the write path's outbox queues it.
+        pending_since = _sqlite_time(end - timedelta(hours=1))
+        db.execute(
+            "INSERT INTO sync_delivery (signal_id, state, attempt_count, next_attempt_at, lease_owner, last_status_code, "
+            "last_error, error_class, first_attempt_at, last_attempt_at, delivered_at, alpine_signal_id, queued_at, "
+            "updated_at) "
+            "SELECT id, 'delivered', 1, created_at, '', 200, '', '', "
+            "datetime(created_at, '+2 seconds'), datetime(created_at, '+2 seconds'), datetime(created_at, '+2 seconds'), "
+            "'A-' || signal_id, created_at, datetime(created_at, '+2 seconds') "
+            "FROM signals_signal WHERE created_at < ? ORDER BY id", [pending_since])
+        db.execute(
+            "INSERT INTO sync_delivery (signal_id, state, attempt_count, next_attempt_at, lease_owner, last_error, "
+            "error_class, alpine_signal_id, queued_at, updated_at) "
+            "SELECT id, 'pending', 0, created_at, '', '', '', '', created_at, created_at "
+            "FROM signals_signal WHERE created_at >= ? ORDER BY id", [pending_since])
     with sqlite3.connect(main) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.execute("ANALYZE")
-    print(f"  built {total:,} signals in {time.monotonic() - started:.1f} s ({main.stat().st_size / 1_048_576:.0f} MB)")
+    print(f"  built {total:,} signals and their deliveries in {time.monotonic() - started:.1f} s ({main.stat().st_size / 1_048_576:.0f} MB)")
     return main
 
 
