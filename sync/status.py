@@ -5,6 +5,7 @@ from django.db.models import Count, Min
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from signalhub.counts import ID_SPAN_ESTIMATE, PLANNER_ESTIMATE, id_span, planner_estimate
 from sync.config import alpine_config
 from sync.models import UNDELIVERED_SQL, Delivery, Destination
 
@@ -36,21 +37,19 @@ def small_state_counts():
 def total_deliveries(exact_up_to=None):
     """Return ``(rows in the delivery table, how)``: exact up to ``exact_up_to``, an estimate beyond."""
     exact_up_to = exact_up_to or EXACT_TOTAL_UP_TO
-    table = connection.ops.quote_name(Delivery._meta.db_table)
+    table = Delivery._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} LIMIT %s) AS bounded", [exact_up_to + 1])
+        cursor.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {connection.ops.quote_name(table)} LIMIT %s) AS bounded",
+                       [exact_up_to + 1])
         counted = cursor.fetchone()[0]
-        if counted <= exact_up_to:
-            return counted, "exact"
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Delivery._meta.db_table])
-            estimate = cursor.fetchone()[0]
-            if estimate > exact_up_to:
-                return estimate, "estimate (PostgreSQL planner statistics)"
-            return counted, f"at least (over {exact_up_to})"
-        cursor.execute(f"SELECT (SELECT MIN(id) FROM {table}), (SELECT MAX(id) FROM {table})")
-        low, high = cursor.fetchone()
-        return max(high - low + 1, counted), "estimate (upper bound from the id range)"
+    if counted <= exact_up_to:
+        return counted, "exact"
+    if connection.vendor == "postgresql":
+        estimate = planner_estimate(connection, table)
+        if estimate > exact_up_to:
+            return estimate, PLANNER_ESTIMATE
+        return counted, f"at least (over {exact_up_to})"
+    return max(id_span(connection, table), counted), ID_SPAN_ESTIMATE
 
 
 def sync_summary(now=None):

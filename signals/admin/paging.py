@@ -13,33 +13,13 @@ with the table. Instead:
 """
 
 from django.core.paginator import Paginator
-from django.db import connections
 from django.utils.functional import cached_property
+
+from signalhub.counts import estimated_row_count
 
 # Ten pages of 100. Counting more matches costs more than the page itself when
 # the filter's column is not in an index (each match is a row lookup).
 COUNT_LIMIT = 1_000
-
-
-def estimated_row_count(model, using):
-    """Return an estimate of the rows in ``model``'s table, or None when there is none."""
-    connection = connections[using]
-    table = model._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # -1 until the table has been vacuumed or analyzed once.
-            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
-        elif connection.vendor == "sqlite":
-            pk, table = connection.ops.quote_name(model._meta.pk.column), connection.ops.quote_name(table)
-            # Two subqueries: SQLite turns a lone MAX() or MIN() of the rowid into
-            # one seek, but MAX() - MIN() in one SELECT into a full scan.
-            cursor.execute(f"SELECT (SELECT MAX({pk}) FROM {table}) - (SELECT MIN({pk}) FROM {table}) + 1")
-        else:
-            return None
-        row = cursor.fetchone()
-    if row is None or row[0] is None or row[0] < 0:
-        return None
-    return int(row[0])
 
 
 class BoundedCountPaginator(Paginator):

@@ -25,6 +25,8 @@ from django.db import connections
 from django.db.models import Avg, Count
 from django.utils import timezone
 
+from signalhub.counts import ID_SPAN_ESTIMATE, PLANNER_ESTIMATE, bounded_count, id_span, planner_estimate
+from signalhub.databases import database_size
 from signalhub.routers import ARCHIVED_APPS
 from signals.models import Signal
 
@@ -34,7 +36,6 @@ WARNING, CRITICAL = "warning", "critical"
 EXIT_CODES = {"OK": 0, "WARNING": 1, "CRITICAL": 2}  # the Nagios convention
 MB = 1_048_576
 TOP_SYMBOLS = 10
-BOUNDED_COUNT = 10_000  # conflicts and quarantined records: exact up to this many
 
 
 @dataclass
@@ -77,26 +78,22 @@ def count_signals(using="default", *, exact_up_to=None):
     """
     exact_up_to = exact_up_to or settings.SIGNALHUB_MONITOR_MAX_MAIN_SIGNALS
     connection = connections[using]
-    table = connection.ops.quote_name(Signal._meta.db_table)
+    table = Signal._meta.db_table
+    estimate = None
+    if connection.vendor == "postgresql":
+        estimate = planner_estimate(connection, table)  # -1 until the table is first analyzed
+        # Well beyond the bound: the planner's figure, without counting anything.
+        if estimate > 2 * exact_up_to:
+            return estimate, PLANNER_ESTIMATE
     with connection.cursor() as cursor:
-        estimate = None
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Signal._meta.db_table])
-            estimate = cursor.fetchone()[0]  # -1 until the table is first analyzed
-            # Well beyond the bound: the planner's figure, without counting anything.
-            if estimate > 2 * exact_up_to:
-                return estimate, "estimate (PostgreSQL planner statistics)"
-        cursor.execute(f"SELECT COUNT(*) FROM (SELECT created_at FROM {table} ORDER BY created_at DESC LIMIT %s) AS recent",
-                       [exact_up_to + 1])
+        cursor.execute(f"SELECT COUNT(*) FROM (SELECT created_at FROM {connection.ops.quote_name(table)} "
+                       "ORDER BY created_at DESC LIMIT %s) AS recent", [exact_up_to + 1])
         counted = cursor.fetchone()[0]
-        if counted <= exact_up_to:
-            return counted, "exact"
-        if estimate is not None and estimate > exact_up_to:
-            return estimate, "estimate (PostgreSQL planner statistics)"
-        # Two subqueries: SQLite reads MIN or MAX from the index end only when alone in a query.
-        cursor.execute(f"SELECT (SELECT MIN(id) FROM {table}), (SELECT MAX(id) FROM {table})")
-        low, high = cursor.fetchone()
-        return max(high - low + 1, counted), "estimate (upper bound from the id range)"
+    if counted <= exact_up_to:
+        return counted, "exact"
+    if estimate is not None and estimate > exact_up_to:
+        return estimate, PLANNER_ESTIMATE
+    return max(id_span(connection, table), counted), ID_SPAN_ESTIMATE
 
 
 def _file_size(path):
@@ -133,14 +130,11 @@ def storage_section(now):
                                [model._meta.db_table] * 2)
                 table_bytes, index_bytes = cursor.fetchone()
                 tables[model._meta.db_table] = {"table_bytes": table_bytes, "index_bytes": index_bytes}
-            cursor.execute("SELECT pg_database_size(current_database())")
-            database_bytes = cursor.fetchone()[0]
+        database_bytes = database_size("default")
         figures.update(database=main.settings_dict["NAME"], size_bytes=database_bytes, tables=tables)
     if database_bytes > settings.SIGNALHUB_MONITOR_DB_MAX_MB * MB:
         problems.append(Problem(WARNING, "db_size", f"main database is {database_bytes / MB:.0f} MB "
                                 f"(over {settings.SIGNALHUB_MONITOR_DB_MAX_MB:g} MB): consider archive_signals"))
-    from signals.operations.archive import database_size
-
     archive = connections["archive"]
     try:
         rows, how = count_signals("archive")
@@ -226,12 +220,6 @@ def indexes_section(now):
     problems = [Problem(CRITICAL, "missing_index", f"index {name} is missing on {table}: queries on it scan the table")
                 for table, names in missing.items() for name in names]
     return figures, problems
-
-
-def bounded_count(queryset, limit=BOUNDED_COUNT):
-    """Return ``(count, how)``: exact up to ``limit`` rows, "at least" beyond (it reads at most limit + 1)."""
-    counted = queryset.order_by().values("pk")[:limit + 1].count()
-    return (counted, "exact") if counted <= limit else (limit, f"at least (over {limit})")
 
 
 def write_path_section(now):
