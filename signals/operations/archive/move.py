@@ -1,0 +1,240 @@
+"""Move signals, with every row that hangs off them, between the main and the archive database.
+
+``archive_signals`` moves signals older than a cut-off from the main database to
+the ``archive`` alias; ``restore_signals`` moves a selection back. Both walk
+the signals in keyset batches (``created_at``, ``pk``) so memory stays bounded
+by the batch size, and each batch goes through the same three steps:
+
+1. copy: inside a transaction on the source that locks the batch (PostgreSQL
+   ``SELECT ... FOR UPDATE``; SQLite takes the write lock at BEGIN), the rows
+   are written to the target in the target's own transaction. Rows the target
+   already holds (from an interrupted run) are kept when equal and updated
+   from the source when not;
+2. verify: every row is read back from the target; count and per-row hashes
+   must match what was read from the source;
+3. delete: the rows leave the source, children first, and the source
+   transaction commits.
+
+A run killed at any moment leaves each signal either only in the source
+(nothing committed on the target yet), or in both (target committed, source
+not): running the same command again verifies those copies and deletes them
+from the source, so every signal ends in exactly one database.
+
+Rows related to a signal are found through the model meta (every reverse
+foreign key or one-to-one of Signal, recursively), so the sync app's Delivery
+and DeliveryAttempt rows move with their signals; ids are kept.
+"""
+
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Q
+from tqdm import tqdm
+
+from signals.models import Signal
+from signals.operations.archive.copier import (
+    ArchiveError, _conflicts, _copy_batch, _delete_batch, _read_batch, _Table, _verify_batch)
+from signals.operations.archive.selection import (
+    ARCHIVE, MAIN, _check_links_can_move, referenced_links, related_links, signals_to_archive, signals_to_restore)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 5_000
+# SQLite page cache for a move, in KiB (the default is 2 MiB): deleting from and
+# inserting into seven indexes touches pages all over a large file. A fixed
+# amount, so memory stays bounded whatever the number of rows moved.
+SQLITE_MOVE_CACHE_KIB = 32_768
+
+
+@dataclass
+class MoveResult:
+    command: str
+    source: str
+    target: str
+    dry_run: bool = False
+    selected: int = 0  # signals matching the selection when the run started
+    moved: int = 0  # signals now only in the target
+    related: dict = field(default_factory=dict)  # model label -> rows moved with their signals
+    already_in_target: int = 0  # rows found in the target (an interrupted run) and verified
+    refreshed_in_target: int = 0  # rows found in the target but stale, updated from the source
+    conflicts: list = field(default_factory=list)  # signal_ids the target holds under another pk
+    kept_in_source: int = 0  # selected-by-age rows still in the source afterwards
+    batches: int = 0
+    seconds: float = 0.0
+    vacuum: str = "skipped"
+    source_bytes: int | None = None
+    target_bytes: int | None = None
+
+    def as_dict(self):
+        return asdict(self)
+
+    def summary_line(self):
+        related = sum(self.related.values())
+        if self.dry_run:
+            kept = f", {self.kept_in_source} older signals would stay (not yet delivered)" if self.kept_in_source else ""
+            return (f"{self.command}: dry run, nothing changed: {self.selected} signals would move "
+                    f"from {self.source} to {self.target}{kept} (source {_mb(self.source_bytes)}, "
+                    f"target {_mb(self.target_bytes)}).")
+        parts = [f"{self.command}: moved {self.moved} signals and {related} related rows "
+                 f"from {self.source} to {self.target} in {self.batches} batches, {self.seconds:.1f} s"]
+        if self.already_in_target or self.refreshed_in_target:
+            parts.append(f"{self.already_in_target} rows already copied by an earlier run, "
+                         f"{self.refreshed_in_target} refreshed")
+        if self.kept_in_source:
+            parts.append(f"{self.kept_in_source} older signals kept in {self.source}")
+        if self.conflicts:
+            parts.append(f"{len(self.conflicts)} conflicts left in {self.source} "
+                         f"(signal_id already in {self.target}: {', '.join(self.conflicts[:5])}"
+                         f"{', ...' if len(self.conflicts) > 5 else ''})")
+        parts.append(f"vacuum {self.vacuum}")
+        return "; ".join(parts) + "."
+
+
+def _mb(size):
+    return "unknown size" if size is None else f"{size / 1_048_576:.1f} MB"
+
+
+def move_signals(signals, *, source, target, command, batch_size=DEFAULT_BATCH_SIZE, progress=None):
+    """Move the signals of the queryset ``signals`` (on ``source``) with their related rows to ``target``.
+
+    Return a MoveResult. Raise ArchiveError (after committing the batches done
+    so far) when a batch cannot be copied faithfully.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    links = related_links()
+    _check_links_can_move(links, target)
+    _check_links_can_move(links, source)
+    for using in (source, target):
+        if connections[using].vendor == "sqlite":
+            with connections[using].cursor() as cursor:
+                cursor.execute(f"PRAGMA cache_size = -{SQLITE_MOVE_CACHE_KIB}")
+    references = referenced_links(links)
+    _check_links_can_move([(foreign_key.related_model, foreign_key) for _, foreign_key in references], target)
+    same_engine = connections[source].vendor == connections[target].vendor
+    models_involved = {Signal, *(child for child, _ in links), *(fk.related_model for _, fk in references)}
+    tables = {model: _Table(model, same_engine=same_engine) for model in models_involved}
+    signal_table = tables[Signal]
+    result = MoveResult(command=command, source=source, target=target)
+    result.selected = signals.count()
+    related = Counter()
+    started = time.monotonic()
+    bar = tqdm(total=result.selected, unit="signal", desc=command, file=progress, disable=progress is None)
+    last = None
+    try:
+        while True:
+            with transaction.atomic(using=source):
+                page = signals.order_by("created_at", "pk")
+                if last is not None:
+                    page = page.filter(Q(created_at__gt=last[0]) | Q(created_at=last[0], pk__gt=last[1]))
+                if connections[source].features.has_select_for_update_of:
+                    page = page.select_for_update(of=("self",))
+                page = list(page.values_list("created_at", "pk")[:batch_size])
+                if not page:
+                    break
+                last = max(page)
+                signal_rows = signal_table.read(source, "pk", [pk for _, pk in page], lock=True)
+                batch = _read_batch(tables, links, source, signal_rows)
+                try:
+                    copied = _copy_batch(batch, target, references=references, tables=tables, source=source)
+                except IntegrityError as exc:
+                    # Rare: a signal_id the target holds under another row. Those
+                    # signals stay in the source (reported); the rest is copied.
+                    conflicts = _conflicts(signal_table, target, signal_rows)
+                    if not conflicts:
+                        raise ArchiveError(f"the {target} database refused the batch: {exc}") from exc
+                    for pk in conflicts:
+                        result.conflicts.append(signal_rows.pop(pk)[signal_table.attnames.index("signal_id")])
+                    batch = _read_batch(tables, links, source, signal_rows)
+                    copied = _copy_batch(batch, target, references=references, tables=tables, source=source)
+                result.already_in_target += copied[0]
+                result.refreshed_in_target += copied[1]
+                _verify_batch(batch, target)
+                _delete_batch(batch, source)
+            result.batches += 1
+            result.moved += len(signal_rows)
+            for table, rows in batch[1:]:
+                related[table.model._meta.label] += len(rows)
+            bar.update(len(page))
+    finally:
+        bar.close()
+        result.related = dict(related)
+        result.seconds = time.monotonic() - started
+    return result
+
+
+# Commands' entry points -------------------------------------------------------------------
+
+def database_size(using):
+    """Return the size in bytes of the database behind ``using`` (SQLite: the file and its WAL)."""
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        path = Path(connection.settings_dict["NAME"])
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_database_size(current_database())")
+            return cursor.fetchone()[0]
+    return None
+
+
+def reclaim_space(using=MAIN):
+    """Give the space of deleted rows back (SQLite VACUUM or incremental vacuum; PostgreSQL VACUUM ANALYZE)."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA auto_vacuum")
+            if cursor.fetchone()[0] == 2:
+                cursor.execute("PRAGMA incremental_vacuum")
+                how = "incremental vacuum"
+            else:
+                cursor.execute("VACUUM")
+                how = "VACUUM"
+            # VACUUM writes through the WAL; truncate it so the disk space returns too.
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return how
+        if connection.vendor == "postgresql":
+            quote = connection.ops.quote_name
+            for model in [Signal, *(child for child, _ in related_links())]:
+                cursor.execute(f"VACUUM ANALYZE {quote(model._meta.db_table)}")
+            return "VACUUM ANALYZE"
+    return "not supported"
+
+
+def archive_signals(*, cutoff, include_undelivered=False, dry_run=False, batch_size=DEFAULT_BATCH_SIZE,
+                    vacuum=True, progress=None):
+    """Move signals created before ``cutoff`` from the main database to the archive; return a MoveResult."""
+    signals = signals_to_archive(cutoff, include_undelivered=include_undelivered)
+    if dry_run:
+        result = MoveResult(command="archive_signals", source=MAIN, target=ARCHIVE, dry_run=True)
+        result.selected = signals.count()
+        result.kept_in_source = Signal._base_manager.using(MAIN).filter(created_at__lt=cutoff).count() - result.selected
+    else:
+        result = move_signals(signals, source=MAIN, target=ARCHIVE, command="archive_signals",
+                              batch_size=batch_size, progress=progress)
+        result.kept_in_source = Signal._base_manager.using(MAIN).filter(created_at__lt=cutoff).count()
+        if vacuum and result.moved:
+            result.vacuum = reclaim_space(MAIN)
+    result.source_bytes, result.target_bytes = database_size(MAIN), database_size(ARCHIVE)
+    logger.info("%s", result.summary_line())
+    return result
+
+
+def restore_signals(*, since=None, until=None, symbols=None, signal_ids=None, dry_run=False,
+                    batch_size=DEFAULT_BATCH_SIZE, progress=None):
+    """Move archived signals matching the selection back to the main database; return a MoveResult."""
+    signals = signals_to_restore(since=since, until=until, symbols=symbols, signal_ids=signal_ids)
+    if dry_run:
+        result = MoveResult(command="restore_signals", source=ARCHIVE, target=MAIN, dry_run=True)
+        result.selected = signals.count()
+    else:
+        result = move_signals(signals, source=ARCHIVE, target=MAIN, command="restore_signals",
+                              batch_size=batch_size, progress=progress)
+    result.vacuum = "not needed (the archive is not shrunk)"
+    result.source_bytes, result.target_bytes = database_size(ARCHIVE), database_size(MAIN)
+    logger.info("%s", result.summary_line())
+    return result
