@@ -16,16 +16,26 @@ def env_str(name, default=""):
     return os.environ.get(name, default)
 
 
+def parse_bool(value):
+    """Return the boolean that ``value`` spells (1/0, true/false, yes/no, on/off, any case); ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
 def env_bool(name, default=False):
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use one of 1/0, true/false, yes/no, on/off.")
+    try:
+        return parse_bool(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use one of 1/0, true/false, yes/no, on/off.") from None
 
 
 def _number(name, default, kind, minimum):

@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from signalhub.env import env_bool
+from signalhub.env import env_bool, parse_bool
 from signalhub.secrets import mask_secret, mask_url
 
 logger = logging.getLogger(__name__)
@@ -91,11 +91,10 @@ def _read_file_block(path):
 
 
 def _file_bool(path, value):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    raise ImproperlyConfigured(f"SIGNALHUB_CONFIG_FILE={path!r}: alpine.sync_enabled={value!r} is not a boolean.")
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"SIGNALHUB_CONFIG_FILE={path!r}: alpine.sync_enabled={value!r} is not a boolean.") from None
 
 
 def alpine_config():

@@ -1,21 +1,17 @@
 """Queue signals for delivery again (for example after Alpine lost data); Alpine de-duplicates by hash."""
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.dateparse import parse_date, parse_datetime
-from datetime import UTC, datetime, time
 
+from signalhub.dates import parse_moment
 from sync import delivery
 from sync.models import Delivery
 
 
 def _moment(value, name):
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            raise CommandError(f"--{name} {value!r} is not a date (YYYY-MM-DD) or an ISO date-time.")
-        parsed = datetime.combine(day, time.min)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parse_moment(value)
+    except ValueError as exc:
+        raise CommandError(f"--{name} {exc}.") from None
 
 
 class Command(BaseCommand):
