@@ -21,8 +21,8 @@ not): running the same command again verifies those copies and deletes them
 from the source, so every signal ends in exactly one database.
 
 Rows related to a signal are found through the model meta (every reverse
-foreign key or one-to-one of Signal, recursively), so the sync app's Delivery
-and DeliveryAttempt rows move with their signals; ids are kept.
+foreign key or one-to-one of Signal, recursively), never by naming another
+app's models: deliveries and their attempts move with their signals; ids are kept.
 """
 
 import logging

@@ -35,16 +35,21 @@ def archive_cutoff(*, months=None, before=None, now=None):
 def keep_undelivered_in_main(signals):
     """Leave out of ``signals`` those whose delivery to Alpine is not finished.
 
-    Signals whose Delivery is ``Delivery.objects.undelivered()`` (pending,
-    sending, retrying) stay in the main database unless ``--include-undelivered``.
-    Written as NOT EXISTS over the delivery's unique signal_id index: one index
-    lookup per candidate signal, where ``pk NOT IN (undelivered)`` would read
-    the whole delivery table for every batch on SQLite (a bound state list
-    hides the partial index from its planner).
+    A row hanging off a signal (found through the model meta, as the rows that
+    move are) holds it in the main database while its default manager's
+    ``undelivered()`` selects it: the delivery app's Delivery (pending,
+    sending, retrying) does, so the ledger never names that app. Written as
+    NOT EXISTS over the row's index on its signal: one index lookup per
+    candidate signal, where ``pk NOT IN (undelivered)`` would read the whole
+    delivery table for every batch on SQLite (a bound state list hides the
+    partial index from its planner).
     """
-    from sync.models import Delivery
-
-    return signals.exclude(Exists(Delivery.objects.undelivered().filter(signal=OuterRef("pk"))))
+    for relation in Signal._meta.related_objects:
+        undelivered = getattr(relation.related_model._default_manager, "undelivered", None)
+        if relation.many_to_many or undelivered is None:
+            continue
+        signals = signals.exclude(Exists(undelivered().filter(**{relation.field.name: OuterRef("pk")})))
+    return signals
 
 
 def signals_to_archive(cutoff, *, include_undelivered=False, using=MAIN):
@@ -95,8 +100,8 @@ def referenced_links(links):
     """Return ``[(model, foreign key), ...]``: foreign keys of moving rows to rows that do not move.
 
     Such rows are copied to the target when missing there, never deleted from
-    the source and never overwritten in the target. (The sync app's Delivery
-    rows point to no Destination, so today this finds none; a model that does
+    the source and never overwritten in the target. (Delivery rows today
+    point to no Destination, so this finds none; a model that does
     point outside the moving set is handled without a change here.)
     """
     moving = {Signal, *(child for child, _ in links)}
