@@ -15,48 +15,26 @@ from django.utils import timezone
 
 from signals.ledger import hashing
 from signals.ledger import lookups  # noqa: F401  (registers the lookups the constraints use)
+from signals.ledger import fields
+from signals.ledger.fields import (
+    ACTIONS,
+    FROZEN_FIELDS,
+    HASH_FIELDS,
+    MAX_LENGTHS,
+    MAX_PRICE,
+    OUTCOMES,
+    PROFIT_LOSS_MAX,
+    SYMBOL_CHARS,
+    TEXT_DEFAULTS,
+)
 from signals.ledger.lifecycle import close_outcome
 
-ACTIONS = ("BUY", "SELL")
-OUTCOMES = ("win", "loss", "expired")
-# Characters a symbol may hold (a bracket class shared by the validator and the
-# check constraint; "-" last): AAPL, BTC-USD, NESN.SW, BRK/B, ES=F, ^GSPC, X:BTCUSD.
-SYMBOL_CHARS = "A-Z0-9./_=^:-"
-# No instrument trades above this; also the bound that keeps NaN and infinity
-# out on PostgreSQL, where NaN compares greater than every number.
-MAX_PRICE = 1e12
-METADATA_MAX_BYTES = 16_384
-# Deeper metadata is refused: Python's JSON encoder and decoder recurse once a
-# level (a RecursionError near 1,000) and SQLite's JSON functions stop at 1,000.
-METADATA_MAX_DEPTH = 32
-# sources_count is a 32-bit integer on PostgreSQL; the same bound on SQLite
-# keeps what one database stores storable in the other (archive, migration).
-SOURCES_COUNT_MAX = 2**31 - 1
-# Bounds P&L so NaN and infinity stay out on PostgreSQL (see MAX_PRICE).
-PROFIT_LOSS_MAX = 1e15
 FUTURE_TOLERANCE = timedelta(days=1)
-MAX_LENGTHS = {
-    "signal_id": 100,
-    "symbol": 20,
-    "strategy": 100,
-    "asset_type": 20,
-    "data_source": 100,
-    "service_type": 20,
-    "generated_by": 100,
-    "regime": 50,
-    "reasoning": 10_000,
-    "order_id": 100,
-    "executor_id": 100,
-    "legacy_sha256": 128,
-}
-
-# What the generator said: immutable once stored, and what the hash covers (and more).
-GENERATOR_FIELDS = (
-    "signal_id", "symbol", "action", "entry_price", "target_price", "stop_price", "confidence",
-    "strategy", "asset_type", "data_source", "timestamp", "sha256", "reasoning", "regime",
-    "consensus_agreement", "sources_count", "service_type", "generated_by", "metadata",
-    "legacy_sha256", "created_at",
-)
+# The bounds live in the field catalogue; callers import these from here too.
+METADATA_MAX_BYTES, METADATA_MAX_DEPTH = fields.METADATA_MAX_BYTES, fields.METADATA_MAX_DEPTH
+SOURCES_COUNT_MAX = fields.SOURCES_COUNT_MAX
+# What the generator said and where it came from: immutable once stored.
+GENERATOR_FIELDS = FROZEN_FIELDS
 
 
 def _price_ok(field, *, optional):
@@ -117,9 +95,9 @@ class Signal(models.Model):
     target_price = models.FloatField(null=True, blank=True)
     stop_price = models.FloatField(null=True, blank=True)
     confidence = models.FloatField(help_text="0 to 100.")
-    strategy = models.CharField(max_length=MAX_LENGTHS["strategy"], default=hashing.DEFAULT_STRATEGY)
-    asset_type = models.CharField(max_length=MAX_LENGTHS["asset_type"], default="stock")
-    data_source = models.CharField(max_length=MAX_LENGTHS["data_source"], default="weighted_consensus")
+    strategy = models.CharField(max_length=MAX_LENGTHS["strategy"], default=TEXT_DEFAULTS["strategy"])
+    asset_type = models.CharField(max_length=MAX_LENGTHS["asset_type"], default=TEXT_DEFAULTS["asset_type"])
+    data_source = models.CharField(max_length=MAX_LENGTHS["data_source"], default=TEXT_DEFAULTS["data_source"])
     timestamp = models.DateTimeField(help_text="When the generator made the signal (UTC).")
     sha256 = models.CharField("verification hash", max_length=64)
     legacy_sha256 = models.CharField(
@@ -129,8 +107,8 @@ class Signal(models.Model):
     regime = models.CharField(max_length=MAX_LENGTHS["regime"], blank=True, default="")
     consensus_agreement = models.FloatField(null=True, blank=True)
     sources_count = models.PositiveIntegerField(null=True, blank=True)
-    service_type = models.CharField(max_length=MAX_LENGTHS["service_type"], default="both")
-    generated_by = models.CharField(max_length=MAX_LENGTHS["generated_by"], default="signal_generator")
+    service_type = models.CharField(max_length=MAX_LENGTHS["service_type"], default=TEXT_DEFAULTS["service_type"])
+    generated_by = models.CharField(max_length=MAX_LENGTHS["generated_by"], default=TEXT_DEFAULTS["generated_by"])
     metadata = models.JSONField(default=dict, blank=True, help_text="Keys the generator sent that SignalHub does not know.")
 
     outcome = models.CharField(max_length=7, choices=Outcome.choices, null=True, blank=True, help_text="Empty while open.")
@@ -218,12 +196,7 @@ class Signal(models.Model):
     # The hash ----------------------------------------------------------------
 
     def hash_fields(self):
-        return {
-            "signal_id": self.signal_id, "symbol": self.symbol, "action": self.action,
-            "entry_price": self.entry_price, "target_price": self.target_price,
-            "stop_price": self.stop_price, "confidence": self.confidence,
-            "strategy": self.strategy, "timestamp": self.timestamp,
-        }
+        return {name: getattr(self, name) for name in HASH_FIELDS}
 
     def expected_hash(self):
         """Return the hash Alpine computes from this row's fields."""

@@ -24,6 +24,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from signals.ledger import hashing
+from signals.ledger.fields import COLUMN_FIELDS
 from signals.ledger.ids import new_signal_id
 from signals.ledger.lifecycle import close_outcome
 from signals.models import Signal
@@ -64,13 +65,7 @@ REASONS = {
 # A position is held this long (hours) before it is closed; younger signals stay open.
 HOLD_HOURS = (1.0, 240.0)
 
-_FIELDS = (
-    "signal_id", "symbol", "action", "entry_price", "target_price", "stop_price", "confidence",
-    "strategy", "asset_type", "data_source", "timestamp", "sha256", "legacy_sha256", "reasoning",
-    "regime", "consensus_agreement", "sources_count", "service_type", "generated_by", "metadata",
-    "outcome", "exit_price", "exit_timestamp", "profit_loss_pct", "order_id", "executor_id",
-    "created_at",
-)
+_FIELDS = COLUMN_FIELDS
 
 
 class _Walk:

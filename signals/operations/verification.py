@@ -20,6 +20,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from signalhub.schedules import all_specs, import_func
+from signals.ledger.fields import HASH_FIELDS
 from signals.models import Signal
 from signals.operations.monitoring import count_signals, missing_indexes
 
@@ -139,8 +140,7 @@ def check_hashes(usings, progress=None):
     name = "every stored signal matches its verification hash"
     mismatches = []
     checked = 0
-    fields = ("pk", "sha256", "signal_id", "symbol", "action", "entry_price", "target_price", "stop_price",
-              "confidence", "strategy", "timestamp")
+    fields = ("pk", "sha256", *HASH_FIELDS)
     for using in usings:
         total, _ = count_signals(using)
         with tqdm(total=total, unit="signal", desc=f"hashes ({using})", file=progress, disable=progress is None) as bar:

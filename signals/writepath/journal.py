@@ -38,6 +38,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from signals.ledger.fields import DATETIME_FIELDS, GENERATOR_FIELDS
+
 # The file-safety half of the journal (re-exported: callers use journal.JournalUnavailable).
 from signals.writepath.journal_files import JournalUnavailable, check_dir, ensure_dir, open_done_file, open_regular
 
@@ -46,19 +48,14 @@ logger = logging.getLogger(__name__)
 SEGMENT_SUFFIX = ".seg"
 DONE_SUFFIX = ".done"
 TMP_SUFFIX = ".tmp"
-DATETIME_FIELDS = ("timestamp", "exit_timestamp", "created_at")
 # Keys and types a journal line must carry to be written as a Signal.
 REQUIRED = {"signal_id": str, "symbol": str, "action": str, "entry_price": float,
             "confidence": float, "timestamp": str, "sha256": str}
 READ_CHUNK = 1 << 22
-# What a line holds, in order: every field ``clean_signal`` gives a generator's
-# signal. Lifecycle fields (imports) are never journaled: imports write from
-# their own file, which is already a durable copy.
-LINE_FIELDS = (
-    "signal_id", "symbol", "action", "entry_price", "target_price", "stop_price", "confidence",
-    "strategy", "asset_type", "data_source", "timestamp", "sha256", "reasoning", "regime",
-    "consensus_agreement", "sources_count", "service_type", "generated_by", "metadata",
-)
+# What a line holds, in order: the fields a generator sends (the catalogue's
+# order, which old lines are read by). Lifecycle fields (imports) are never
+# journaled: imports write from their own file, already a durable copy.
+LINE_FIELDS = GENERATOR_FIELDS
 _LINE_FIELD_SET = frozenset(LINE_FIELDS)
 _TIMESTAMP = LINE_FIELDS.index("timestamp")
 

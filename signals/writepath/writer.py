@@ -44,16 +44,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from signals.ledger.hashing import canonical_timestamp
-from signals.models import GENERATOR_FIELDS, QuarantinedRecord, Signal, SignalConflict
+from signals.ledger.fields import COLUMN_FIELDS, CONTENT_FIELDS
+from signals.models import QuarantinedRecord, Signal, SignalConflict
 from signals.writepath import journal
 from sync.outbox import enqueue_deliveries, enqueue_inserted_after, queue_sql, queued_in_this_transaction
 
 logger = logging.getLogger(__name__)
 
-# What "the same signal" means: everything the generator said, except the
-# provenance an import adds (when it was stored, the legacy file's hash).
-CONTENT_FIELDS = tuple(name for name in GENERATOR_FIELDS if name not in ("created_at", "legacy_sha256"))
-_FIELDS = [f for f in Signal._meta.concrete_fields if not f.primary_key]
+# The stored columns, in the catalogue's order (that of every raw insert).
+_FIELDS = [Signal._meta.get_field(name) for name in COLUMN_FIELDS]
 _DEFAULTS = {f.name: f.get_default() for f in _FIELDS if f.name != "created_at"}
 SQLITE_MAX_PARAMS = 900
 
