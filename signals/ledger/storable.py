@@ -19,6 +19,9 @@ invalid UTF-8). The rules, each refused with a message naming the field:
   different value (1.5e300 comes back as 15 followed by 299 zeros).
 """
 
+from datetime import datetime
+from decimal import Decimal
+
 from signals.models import METADATA_MAX_BYTES, METADATA_MAX_DEPTH
 
 UNSTORABLE_TEXT = "Must not contain NUL characters or lone surrogates: neither database can store them."
@@ -41,6 +44,31 @@ def unstorable(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def plain(value):
+    """Return ``value`` as its exact base type if it is a subclass of str, int, float, Decimal or datetime.
+
+    A subclass can override every method validation would call (``__contains__``,
+    ``isascii``, ``__int__``, ``__float__``, ``astimezone``...), and would then be
+    checked as one value and stored as another. The base type's own slots give an
+    exact copy of what the object holds without running any of the caller's code.
+    Exact types (the hot path) and every other type come back unchanged.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is float or value is None or kind is bool:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, Decimal):
+        return Decimal(value)
+    if isinstance(value, datetime):
+        return datetime.combine(datetime.date(value), datetime.timetz(value))
+    return value
 
 
 def shown(value) -> str:
@@ -68,6 +96,30 @@ class MetadataError(ValueError):
     """Metadata that cannot be stored as given (the message names the key path)."""
 
 
+def plain_items(mapping, parts=()):
+    """Yield the ``(key, value)`` pairs of ``mapping``, each key exact text, or raise MetadataError.
+
+    A dict subclass is read through ``dict.items`` so none of its own methods
+    run; any other mapping through its ``items()``, and whatever that raises is
+    refused, naming the path. No key is hashed here, so a key whose ``__hash__``
+    raises is refused by its type, not by its exception. Lazy, so that
+    ``clean_json`` can stop early on a huge mapping.
+    """
+    if isinstance(mapping, dict):
+        items = dict.items(mapping)
+    else:
+        try:
+            items = list(mapping.items())
+        except Exception as exc:  # the caller's own mapping failed while being read
+            raise MetadataError(f"{_path(parts)}: could not be read ({type(exc).__name__}).") from None
+    for key, value in items:
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise MetadataError(f"{_path(parts)}: keys must be text; got {shown(key)}.")
+            key = str.__str__(key)
+        yield key, value
+
+
 def clean_json(root: dict) -> dict:
     """Return a plain copy of ``root`` that both databases hold exactly, or raise MetadataError.
 
@@ -85,35 +137,41 @@ def clean_json(root: dict) -> dict:
     stack = [(root, copy, 1, ())]
     while stack:
         source, target, depth, parts = stack.pop()
-        items = source.items() if isinstance(source, dict) else enumerate(source)
+        # The base types' own iterators: a subclass's items() or __iter__ never runs.
+        is_dict = isinstance(source, dict)
+        if is_dict:
+            items = plain_items(source, parts)
+        elif isinstance(source, list):
+            items = enumerate(list.__iter__(source))
+        else:
+            items = enumerate(tuple.__iter__(source))
         for key, value in items:
-            if isinstance(source, dict):
-                if not isinstance(key, str):
-                    raise MetadataError(f"{_path(parts)}: keys must be text; got {shown(key)}.")
+            if is_dict:
                 if unstorable(key):
                     raise MetadataError(f"{_path(parts)}: key {key[:40]!r}: {UNSTORABLE_TEXT}")
-                key = str(key)
                 budget -= len(key) + 3
             here = (*parts, key)
+            # Checked on the exact value, which is what is stored (see plain()).
+            value = plain(value)
             if value is None or value is True or value is False:
                 item = value
                 budget -= 4
-            elif isinstance(value, str):
+            elif type(value) is str:
                 if unstorable(value):
                     raise MetadataError(f"{_path(here)}: {UNSTORABLE_TEXT}")
-                item = str(value)
+                item = value
                 budget -= len(value) + 2
-            elif isinstance(value, int):
+            elif type(value) is int:
                 if not INT64_MIN <= value <= INT64_MAX:
                     raise MetadataError(f"{_path(here)}: integers must lie in the signed 64-bit range; got {shown(value)}. "
                                         "Send a larger number as text.")
-                item = int(value)
+                item = value
                 budget -= 1
-            elif isinstance(value, float):
+            elif type(value) is float:
                 if not -FLOAT_EXACT_LIMIT < value < FLOAT_EXACT_LIMIT:
                     raise MetadataError(f"{_path(here)}: floats must be finite and below 2**53 in magnitude; "
                                         f"got {shown(value)}. Send it as text.")
-                item = float(value)
+                item = value
                 budget -= 1
             elif isinstance(value, (dict, list, tuple)):
                 if depth >= METADATA_MAX_DEPTH:

@@ -19,7 +19,9 @@ from django.utils import timezone
 
 from signals.ledger import hashing
 from signals.ledger.ids import new_signal_id
-from signals.ledger.storable import UNSTORABLE_TEXT, MetadataError, clean_json, shown, unstorable
+from signals.ledger.storable import (
+    UNSTORABLE_TEXT, MetadataError, clean_json, plain, plain_items, shown, unstorable,
+)
 from signals.models import (
     ACTIONS,
     FUTURE_TOLERANCE,
@@ -160,12 +162,24 @@ def _timestamp(data, field, errors, *, required, now):
     try:
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError:
-        errors.add(field, f"Is outside the years 1 to 9999 once converted to UTC: {value.isoformat()}.")
+        errors.add(field, f"Is outside the years 1 to 9999 once converted to UTC: {_isoformat(value)}.")
+        return None
+    except Exception as exc:
+        # The caller's own tzinfo: utcoffset() out of range (ValueError), not a
+        # timedelta (TypeError), or raising whatever it likes.
+        errors.add(field, f"Has a time zone whose UTC offset cannot be used ({type(exc).__name__}).")
         return None
     if value > now + FUTURE_TOLERANCE:
         errors.add(field, f"Is more than {FUTURE_TOLERANCE} in the future: {value.isoformat()}.")
         return None
     return value
+
+
+def _isoformat(value):
+    try:
+        return value.isoformat()
+    except Exception:  # the caller's tzinfo may fail a second time
+        return value.replace(tzinfo=None).isoformat() + " (with an unreadable offset)"
 
 
 def _metadata(data, errors):
@@ -175,14 +189,15 @@ def _metadata(data, errors):
     """
     extra = {key: value for key, value in data.items() if key not in _NOT_EXTRA}
     explicit = data.get("metadata")
-    if explicit is not None:
-        if not isinstance(explicit, Mapping):
-            errors.add("metadata", f"Must be a mapping; got {type(explicit).__name__}.")
-            return {}
-        extra = {**explicit, **extra}
-    if not extra:
-        return {}
     try:
+        if explicit is not None:
+            if not isinstance(explicit, Mapping):
+                errors.add("metadata", f"Must be a mapping; got {type(explicit).__name__}.")
+                return {}
+            # Read without running a dict subclass's own methods; the unknown keys win.
+            extra = {**dict(plain_items(explicit)), **extra}
+        if not extra:
+            return {}
         extra = clean_json(extra)
     except MetadataError as exc:
         errors.add("metadata", str(exc))
@@ -204,8 +219,14 @@ def clean_signal(data, *, lifecycle=False, now=None):
     ``lifecycle=True`` (imports) the lifecycle fields are accepted too;
     otherwise they are refused, since a generator does not set them.
     """
-    if not lifecycle and type(data) is dict and data.keys() <= COMMON_KEYS:
-        values = _clean_common(data, now or timezone.now())
+    if not lifecycle and type(data) is dict:
+        try:
+            values = _clean_common(data, now or timezone.now()) if data.keys() <= COMMON_KEYS else None
+        except Exception:
+            # Only the caller's own objects can raise here (a key's __eq__ or
+            # __hash__, a tzinfo): the general path reads them safely and names
+            # the field. A try costs nothing when nothing is raised.
+            values = None
         if values is not None:
             return values
     return _clean_general(data, lifecycle=lifecycle, now=now)
@@ -307,11 +328,11 @@ def _clean_common(data, now):
                 timestamp = datetime.fromisoformat(timestamp.strip())
             except ValueError:
                 return None
-        elif not isinstance(timestamp, datetime):
-            return None
+        elif type(timestamp) is not datetime:
+            return None  # a subclass may override astimezone(): the general path copies it first
         try:
             timestamp = timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC)
-        except OverflowError:
+        except (OverflowError, ValueError, TypeError):
             return None
         if timestamp > now + FUTURE_TOLERANCE:
             return None
@@ -328,11 +349,27 @@ def _clean_common(data, now):
     return values
 
 
-def _clean_general(data, *, lifecycle, now):
+def _plain_fields(data):
+    """Return ``data`` as a dict of exact keys and values (``storable.plain``), or raise ValidationError.
+
+    Subclasses of str, int, float and datetime are copied to their base type
+    before any check, so what is checked is what is stored; dict and list
+    values are read the same way by ``clean_json``. A mapping that fails while
+    being read (its own items(), a key's __hash__) is refused, not propagated.
+    """
     if not isinstance(data, Mapping):
         raise ValidationError({NON_FIELD_ERRORS: [f"A signal must be a mapping of fields; got {type(data).__name__}."]})
+    try:
+        items = dict.items(data) if isinstance(data, dict) else list(data.items())
+        return {plain(key): plain(value) for key, value in items}
+    except Exception as exc:  # the caller's own mapping or keys
+        raise ValidationError({NON_FIELD_ERRORS: [
+            f"The signal could not be read as a mapping of fields ({type(exc).__name__})."]}) from None
+
+
+def _clean_general(data, *, lifecycle, now):
+    data = _plain_fields(data)
     now = now or timezone.now()
-    data = dict(data)
     for alias, name in ALIASES.items():
         if data.get(alias) is not None:
             data[name] = data[alias]
@@ -442,7 +479,11 @@ def _clean_lifecycle(data, errors, *, now):
     for field in ("order_id", "executor_id"):
         values[field] = _text(data, field, errors)
     legacy = data.get("legacy_sha256")
-    if legacy:
+    try:
+        present = bool(legacy)
+    except Exception:  # the caller's own __bool__ or __len__: refused below as not text
+        present = True
+    if present:
         if not isinstance(legacy, str) or len(legacy) > MAX_LENGTHS["legacy_sha256"]:
             errors.add("legacy_sha256", f"Must be text of at most {MAX_LENGTHS['legacy_sha256']} characters.")
         elif unstorable(legacy):
