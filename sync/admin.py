@@ -117,7 +117,7 @@ class DeliveryAdmin(CheckedAdminMixin, OperateDeliveryPermissionMixin, ReadOnlyA
 
     @admin.action(description="Cancel (selected, not yet delivered)", permissions=("operate_delivery",))
     def cancel_deliveries(self, request, queryset):
-        count = delivery.cancel(queryset)
+        count = queryset.cancel()
         self.message_user(request, f"Cancelled {count} deliveries.", messages.SUCCESS)
 
     def get_urls(self):
@@ -134,7 +134,7 @@ class DeliveryAdmin(CheckedAdminMixin, OperateDeliveryPermissionMixin, ReadOnlyA
             since = form.cleaned_data["since"]
             async_task("sync.tasks.retry_dead_since", since.isoformat(), settings.SIGNALHUB_SYNC_REQUEUE_LIMIT,
                        task_name=f"retry dead deliveries since {since:%Y-%m-%d %H:%M}")
-            waiting = Delivery.objects.filter(state=Delivery.State.DEAD, last_attempt_at__gte=since).count()
+            waiting = Delivery.objects.dead_since(since).count()
             self.message_user(request, f"Queued in the background: up to {min(waiting, settings.SIGNALHUB_SYNC_REQUEUE_LIMIT)} "
                                        f"dead deliveries since {since:%Y-%m-%d %H:%M} UTC go back to pending.",
                               messages.SUCCESS)

@@ -26,12 +26,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Min
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sync import client
 from sync.config import alpine_config
-from sync.models import Delivery, DeliveryAttempt, Destination, key_fingerprint
+from sync.models import Delivery, DeliveryAttempt, Destination
 
 logger = logging.getLogger(__name__)
 
@@ -135,37 +134,6 @@ def _send_all(rows, config, sender, *, deadline, stop):
 
 # Recording ---------------------------------------------------------------------
 
-def _release_values(row):
-    """Hand a claimed row back as it was, its attempt not counted."""
-    return {"state": Delivery.State.RETRYING if row.attempt_count > 1 else Delivery.State.PENDING,
-            "attempt_count": max(0, row.attempt_count - 1), "lease_owner": "", "lease_until": None,
-            "next_attempt_at": timezone.now()}
-
-
-def _outcome_values(row, outcome, now):
-    """Return (field values, result bucket) for a row after ``outcome``."""
-    base = {"lease_owner": "", "lease_until": None, "last_status_code": outcome.status_code,
-            "last_attempt_at": outcome.finished_at or now,
-            "first_attempt_at": Coalesce(F("first_attempt_at"), outcome.started_at)}
-    if outcome.verdict == client.DELIVERED:
-        return {**base, "state": Delivery.State.DELIVERED, "delivered_at": outcome.finished_at or now,
-                "alpine_signal_id": outcome.alpine_signal_id[:100], "last_error": "", "error_class": ""}, "delivered"
-    base.update(last_error=outcome.reason, error_class=outcome.error_class)
-    if outcome.verdict == client.DEAD:
-        return {**base, "state": Delivery.State.DEAD}, "dead"
-    if outcome.verdict == "park":
-        return {**base, "state": Delivery.State.RETRYING,
-                "next_attempt_at": now + timedelta(seconds=settings.SIGNALHUB_SYNC_PARK_SECONDS)}, "parked"
-    first = row.first_attempt_at or outcome.started_at
-    too_old = (now - first).total_seconds() >= settings.SIGNALHUB_SYNC_MAX_AGE
-    if row.attempt_count >= settings.SIGNALHUB_SYNC_MAX_ATTEMPTS or too_old:
-        why = (f"gave up after {row.attempt_count} attempts" if not too_old
-               else f"gave up {settings.SIGNALHUB_SYNC_MAX_AGE:g} s after the first attempt")
-        return {**base, "state": Delivery.State.DEAD, "last_error": f"{outcome.reason} ({why})"}, "dead"
-    delay = backoff_seconds(row.attempt_count, outcome.retry_after)
-    return {**base, "state": Delivery.State.RETRYING, "next_attempt_at": now + timedelta(seconds=delay)}, "retrying"
-
-
 def _attempt(row_pk, outcome, trigger):
     return DeliveryAttempt(
         delivery_id=row_pk, trigger=trigger, started_at=outcome.started_at,
@@ -173,6 +141,28 @@ def _attempt(row_pk, outcome, trigger):
         status_code=outcome.status_code, error_class=outcome.error_class,
         error=outcome.reason if outcome.verdict != client.DELIVERED else "",
         response_body=outcome.body[:client.BODY_KEEP_BYTES])
+
+
+def _apply(row, owner, outcome, now, restore):
+    """Move a claimed row on after ``outcome``; return (result bucket, whether the lease was still ours)."""
+    if outcome.verdict == client.DELIVERED:
+        return "delivered", row.mark_delivered(owner, outcome, now)
+    if outcome.verdict == client.DEAD:
+        return "dead", row.mark_dead(owner, outcome, now)
+    if restore is not None:
+        # A failed manual retry leaves the row's schedule and count as they were.
+        return "released", row.keep_schedule(owner, outcome, now, restore)
+    if outcome.verdict == "park":
+        until = now + timedelta(seconds=settings.SIGNALHUB_SYNC_PARK_SECONDS)
+        return "parked", row.park(owner, until, outcome=outcome, now=now)
+    first = row.first_attempt_at or outcome.started_at
+    too_old = (now - first).total_seconds() >= settings.SIGNALHUB_SYNC_MAX_AGE
+    if row.attempt_count >= settings.SIGNALHUB_SYNC_MAX_ATTEMPTS or too_old:
+        why = (f"gave up after {row.attempt_count} attempts" if not too_old
+               else f"gave up {settings.SIGNALHUB_SYNC_MAX_AGE:g} s after the first attempt")
+        return "dead", row.mark_dead(owner, outcome, now, why)
+    delay = backoff_seconds(row.attempt_count, outcome.retry_after)
+    return "retrying", row.schedule_retry(owner, outcome, now, now + timedelta(seconds=delay))
 
 
 def _record(rows, owner, results, config, trigger, manual_state=None):
@@ -183,25 +173,16 @@ def _record(rows, owner, results, config, trigger, manual_state=None):
     with transaction.atomic():
         for row in rows:
             outcome = results.get(row.pk)
-            mine = Delivery.objects.filter(pk=row.pk, lease_owner=owner)
+            restore = manual_state[row.pk] if manual_state is not None else None
             if outcome is None or outcome.verdict == client.PAUSE:
-                values = _release_values(row)
-                if manual_state is not None:
-                    values.update(manual_state[row.pk])
                 if outcome is not None:
                     pause = outcome
                     attempts.append(_attempt(row.pk, outcome, trigger))
-                    values.update(last_status_code=outcome.status_code, last_error=outcome.reason,
-                                  error_class=outcome.error_class, last_attempt_at=outcome.finished_at)
-                mine.update(**values)
+                row.release(owner, restore=restore, paused_by=outcome)
                 result.released += 1
                 continue
-            values, bucket = _outcome_values(row, outcome, now)
-            if manual_state is not None and (bucket in ("retrying", "parked") or outcome.verdict == client.RETRY):
-                # A failed manual retry leaves the row's schedule and count as they were.
-                values.update(manual_state[row.pk])
-                bucket = "released"
-            if not mine.update(**values):
+            bucket, ours = _apply(row, owner, outcome, now, restore)
+            if not ours:
                 # Another worker took the row after our lease ran out; its answer counts.
                 logger.warning("delivery %s: lease lost before recording (%s)", row.pk, outcome.verdict)
             setattr(result, bucket, getattr(result, bucket) + 1)
@@ -214,36 +195,21 @@ def _record(rows, owner, results, config, trigger, manual_state=None):
             if outcome.error_class:
                 result.errors[outcome.error_class] = result.errors.get(outcome.error_class, 0) + 1
         DeliveryAttempt.objects.bulk_create(attempts)
-        _update_destination(results, config, any_success, failures_since_success, pause, now)
+        _record_destination(results, config, any_success, failures_since_success, pause, now)
     return result
 
 
-def _update_destination(results, config, any_success, failures, pause, now):
+def _record_destination(results, config, any_success, failures, pause, now):
     destination = Destination.objects.alpine()
     outcomes = [outcome for outcome in results.values() if outcome is not None and outcome.verdict != "park"]
     if not outcomes:
         return
-    last = outcomes[-1]
-    values = {"last_status_code": last.status_code}
     failed = [outcome for outcome in outcomes if outcome.verdict != client.DELIVERED]
-    if failed:
-        values.update(last_error=failed[-1].reason, last_error_at=failed[-1].finished_at or now)
-    if any_success:
-        values.update(last_success_at=now, consecutive_failures=failures)
-    else:
-        values["consecutive_failures"] = F("consecutive_failures") + failures
-    Destination.objects.filter(pk=destination.pk).update(**values)
-    destination.refresh_from_db()
-    if pause is not None:
-        destination.pause(settings.SIGNALHUB_SYNC_AUTH_PAUSE_SECONDS, pause.reason, key=config.api_key, now=now)
-        logger.error("delivery paused: %s", pause.reason)
-    elif (destination.consecutive_failures >= settings.SIGNALHUB_SYNC_PAUSE_AFTER_FAILURES
-          and not destination.is_paused(now)):
-        reason = (f"{destination.consecutive_failures} failed attempts in a row; "
-                  f"last: {destination.last_error}")
-        destination.pause(settings.SIGNALHUB_SYNC_PAUSE_SECONDS, reason, key=config.api_key, now=now)
-        Destination.objects.filter(pk=destination.pk).update(consecutive_failures=0)
-        logger.warning("delivery paused for %g s: %s", settings.SIGNALHUB_SYNC_PAUSE_SECONDS, reason)
+    destination.record_pass(
+        last_status_code=outcomes[-1].status_code, any_success=any_success, failures=failures,
+        last_error=failed[-1].reason if failed else None,
+        last_error_at=(failed[-1].finished_at or now) if failed else None,
+        pause_reason=pause.reason if pause is not None else "", key=config.api_key, now=now)
 
 
 # Passes ------------------------------------------------------------------------
@@ -251,12 +217,7 @@ def _update_destination(results, config, any_success, failures, pause, now):
 def destination_pause(config, now=None):
     """Return the Destination if delivery is paused now, lifting an auth pause whose key was replaced."""
     destination = Destination.objects.alpine()
-    if not destination.is_paused(now):
-        return None
-    if destination.paused_key_fingerprint and destination.paused_key_fingerprint != key_fingerprint(config.api_key) \
-            and destination.last_status_code in (401, 403):
-        logger.info("the Alpine key changed since delivery was paused; resuming")
-        destination.resume()
+    if not destination.is_paused(now) or destination.lift_pause_for_new_key(config.api_key):
         return None
     return destination
 
@@ -287,7 +248,7 @@ def handle_one_batch(*, sender=None, trigger=DeliveryAttempt.Trigger.SCHEDULED, 
         result.add(_record(rows, owner, results, config, trigger))
     except Exception:
         logger.exception("a delivery pass failed; parking its %d deliveries", len(rows))
-        park_rows([row.pk for row in rows], owner)
+        park_rows(rows, owner)
         result.parked += len(rows)
     finally:
         if own_sender:
@@ -295,12 +256,12 @@ def handle_one_batch(*, sender=None, trigger=DeliveryAttempt.Trigger.SCHEDULED, 
     return True
 
 
-def park_rows(pks, owner):
+def park_rows(rows, owner):
     """Push out rows whose pass failed inside SignalHub so they cannot crash-loop the worker."""
     until = timezone.now() + timedelta(seconds=settings.SIGNALHUB_SYNC_PARK_SECONDS)
-    Delivery.objects.filter(pk__in=pks, lease_owner=owner).update(
-        state=Delivery.State.RETRYING, lease_owner="", lease_until=None, next_attempt_at=until,
-        error_class=client.INTERNAL, last_error="SignalHub failed while delivering this row (see the worker's log); parked")
+    for row in rows:
+        row.park(owner, until, error_class=client.INTERNAL,
+                 reason="SignalHub failed while delivering this row (see the worker's log); parked")
 
 
 def deliver_pending(*, sender=None, max_seconds=None):
@@ -397,25 +358,8 @@ def retry_now(pks):
     with client.Sender(min(len(rows), settings.SIGNALHUB_SYNC_CONCURRENCY)) as sender:
         results = _send_all(rows, config, sender, deadline=time.monotonic() + settings.SIGNALHUB_SYNC_LEASE_SECONDS,
                             stop=threading.Event())
-    restore = {pk: {**state, "lease_owner": "", "lease_until": None} for pk, state in before.items()}
-    for pk, state in restore.items():
-        if state["state"] == Delivery.State.SENDING:
-            state["state"] = Delivery.State.RETRYING
+    # A row found under an expired lease goes back as retrying, not as sending.
+    restore = {pk: {**state, "state": Delivery.State.RETRYING if state["state"] == Delivery.State.SENDING
+                    else state["state"]} for pk, state in before.items()}
     result.add(_record(rows, owner, results, config, DeliveryAttempt.Trigger.MANUAL, manual_state=restore))
     return result
-
-
-def requeue(queryset):
-    """Queue these deliveries again from scratch (resync, retry dead); return how many."""
-    now = timezone.now()
-    return queryset.exclude(state=Delivery.State.SENDING).update(
-        state=Delivery.State.PENDING, attempt_count=0, next_attempt_at=now, queued_at=now, lease_owner="",
-        lease_until=None, first_attempt_at=None, error_class="", last_error="")
-
-
-def cancel(queryset):
-    """Cancel deliveries not yet delivered (and not being sent right now); return how many."""
-    now = timezone.now()
-    return (queryset.exclude(state__in=[Delivery.State.DELIVERED, Delivery.State.CANCELLED])
-            .exclude(state=Delivery.State.SENDING, lease_until__gt=now)
-            .update(state=Delivery.State.CANCELLED, lease_owner="", lease_until=None))

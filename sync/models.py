@@ -6,14 +6,19 @@ transaction as the signal (sync.outbox), then moved by the delivery worker
 """
 
 import hashlib
+import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from signals.models import Signal
+
+logger = logging.getLogger(__name__)
 
 ALPINE = "alpine"
 UNDELIVERED_STATES = ("pending", "sending", "retrying")
@@ -38,6 +43,27 @@ class DeliveryQuerySet(models.QuerySet):
         undelivered = RawSQL(UNDELIVERED_SQL, [], output_field=models.BooleanField())
         return self.filter(undelivered, next_attempt_at__lte=now).filter(
             Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+
+    def dead_since(self, since):
+        """Dead rows whose last attempt was at or after ``since`` (served by delivery_dead_idx)."""
+        return self.filter(state=Delivery.State.DEAD, last_attempt_at__gte=since)
+
+    def requeue(self, now=None):
+        """Queue these rows again from scratch (resync, retry dead since); return how many.
+
+        A row being sent is left to its worker: its answer is still to be recorded.
+        """
+        now = now or timezone.now()
+        return self.exclude(state=Delivery.State.SENDING).update(
+            state=Delivery.State.PENDING, attempt_count=0, next_attempt_at=now, queued_at=now, lease_owner="",
+            lease_until=None, first_attempt_at=None, error_class="", last_error="")
+
+    def cancel(self, now=None):
+        """Cancel rows not yet delivered and not being sent under a live lease; return how many."""
+        now = now or timezone.now()
+        return (self.exclude(state__in=[Delivery.State.DELIVERED, Delivery.State.CANCELLED])
+                .exclude(state=Delivery.State.SENDING, lease_until__gt=now)
+                .update(state=Delivery.State.CANCELLED, lease_owner="", lease_until=None))
 
 
 class Delivery(models.Model):
@@ -68,7 +94,7 @@ class Delivery(models.Model):
     queued_at = models.DateTimeField(default=timezone.now, help_text="When it was queued (again, after a resync or requeue).")
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = DeliveryQuerySet.as_manager()
+    objects = models.Manager.from_queryset(DeliveryQuerySet)()
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -111,6 +137,63 @@ class Delivery(models.Model):
     @property
     def age(self):
         return timezone.now() - self.queued_at
+
+    # Transitions of a row a worker has claimed. Each is a compare-and-set on
+    # the lease owner: a worker whose lease ran out while it waited for Alpine
+    # must not overwrite what the worker that took the row over recorded.
+    # ``outcome`` is an attempt's result (sync.client.Outcome).
+
+    def _finish(self, owner, **values):
+        values.update(lease_owner="", lease_until=None)
+        return Delivery.objects.filter(pk=self.pk, lease_owner=owner).update(**values) == 1
+
+    @staticmethod
+    def _attempted(outcome, now):
+        return {"last_status_code": outcome.status_code, "last_attempt_at": outcome.finished_at or now,
+                "first_attempt_at": Coalesce(F("first_attempt_at"), outcome.started_at),
+                "last_error": outcome.reason, "error_class": outcome.error_class}
+
+    def mark_delivered(self, owner, outcome, now):
+        values = {**self._attempted(outcome, now), "last_error": "", "error_class": ""}
+        return self._finish(owner, **values, state=self.State.DELIVERED, delivered_at=outcome.finished_at or now,
+                            alpine_signal_id=outcome.alpine_signal_id[:100])
+
+    def mark_dead(self, owner, outcome, now, why=""):
+        """Give up on the row; ``why`` (when it ran out of attempts or time) follows Alpine's reason."""
+        values = self._attempted(outcome, now)
+        if why:
+            values["last_error"] = f"{outcome.reason} ({why})"
+        return self._finish(owner, **values, state=self.State.DEAD)
+
+    def schedule_retry(self, owner, outcome, now, at):
+        return self._finish(owner, **self._attempted(outcome, now), state=self.State.RETRYING, next_attempt_at=at)
+
+    def park(self, owner, until, *, outcome=None, now=None, error_class="", reason=""):
+        """Push the row out to ``until`` because SignalHub, not Alpine, failed on it.
+
+        A row that makes a pass fail would otherwise be claimed again at once
+        and crash-loop the worker.
+        """
+        values = self._attempted(outcome, now) if outcome is not None else {
+            "error_class": error_class, "last_error": reason}
+        return self._finish(owner, **values, state=self.State.RETRYING, next_attempt_at=until)
+
+    def release(self, owner, *, restore=None, paused_by=None):
+        """Hand the row back unsent, its attempt not counted (or as ``restore`` says it was).
+
+        ``paused_by`` is the answer that paused delivery before this row went
+        out: it is kept as the row's last error.
+        """
+        values = restore or {"state": self.State.RETRYING if self.attempt_count > 1 else self.State.PENDING,
+                             "attempt_count": max(0, self.attempt_count - 1), "next_attempt_at": timezone.now()}
+        if paused_by is not None:
+            values = {**values, "last_status_code": paused_by.status_code, "last_error": paused_by.reason,
+                      "error_class": paused_by.error_class, "last_attempt_at": paused_by.finished_at}
+        return self._finish(owner, **values)
+
+    def keep_schedule(self, owner, outcome, now, restore):
+        """Record a failed manual try while the row keeps the state, count and schedule in ``restore``."""
+        return self._finish(owner, **self._attempted(outcome, now), **restore)
 
 
 class DeliveryAttempt(models.Model):
@@ -182,6 +265,45 @@ class Destination(models.Model):
         Destination.objects.filter(pk=self.pk).update(
             paused_until=until, paused_at=now, pause_reason=reason, paused_key_fingerprint=key_fingerprint(key))
         self.paused_until, self.paused_at, self.pause_reason = until, now, reason
+
+    def record_pass(self, *, last_status_code, any_success, failures, last_error=None, last_error_at=None,
+                    pause_reason="", key="", now=None):
+        """Record the destination's health after a pass, and pause delivery when it should stop.
+
+        ``failures`` counts failed attempts after the pass's last success (all
+        of them when none succeeded). ``pause_reason`` is set when Alpine's
+        answer (a refused key, a wrong URL) pauses delivery at once; otherwise
+        the circuit opens after SIGNALHUB_SYNC_PAUSE_AFTER_FAILURES failures
+        in a row.
+        """
+        now = now or timezone.now()
+        values = {"last_status_code": last_status_code}
+        if last_error is not None:
+            values.update(last_error=last_error, last_error_at=last_error_at or now)
+        if any_success:
+            values.update(last_success_at=now, consecutive_failures=failures)
+        else:
+            # Added in the database: concurrent passes each add their own failures.
+            values["consecutive_failures"] = F("consecutive_failures") + failures
+        Destination.objects.filter(pk=self.pk).update(**values)
+        self.refresh_from_db()
+        if pause_reason:
+            self.pause(settings.SIGNALHUB_SYNC_AUTH_PAUSE_SECONDS, pause_reason, key=key, now=now)
+            logger.error("delivery paused: %s", pause_reason)
+        elif self.consecutive_failures >= settings.SIGNALHUB_SYNC_PAUSE_AFTER_FAILURES and not self.is_paused(now):
+            reason = f"{self.consecutive_failures} failed attempts in a row; last: {self.last_error}"
+            self.pause(settings.SIGNALHUB_SYNC_PAUSE_SECONDS, reason, key=key, now=now)
+            Destination.objects.filter(pk=self.pk).update(consecutive_failures=0)
+            logger.warning("delivery paused for %g s: %s", settings.SIGNALHUB_SYNC_PAUSE_SECONDS, reason)
+
+    def lift_pause_for_new_key(self, key):
+        """Resume when an auth failure paused delivery and the key has been replaced since; return True if so."""
+        if (self.paused_key_fingerprint and self.paused_key_fingerprint != key_fingerprint(key)
+                and self.last_status_code in (401, 403)):
+            logger.info("the Alpine key changed since delivery was paused; resuming")
+            self.resume()
+            return True
+        return False
 
     def resume(self):
         Destination.objects.filter(pk=self.pk).update(

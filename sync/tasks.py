@@ -47,8 +47,7 @@ def retry_dead_since(since_iso, limit=None):
 
     since = parse_datetime(since_iso)
     limit = limit or settings.SIGNALHUB_SYNC_REQUEUE_LIMIT
-    pks = list(Delivery.objects.filter(state=Delivery.State.DEAD, last_attempt_at__gte=since)
-               .order_by("last_attempt_at").values_list("pk", flat=True)[:limit])
-    count = delivery.requeue(Delivery.objects.filter(pk__in=pks, state=Delivery.State.DEAD))
+    pks = list(Delivery.objects.dead_since(since).order_by("last_attempt_at").values_list("pk", flat=True)[:limit])
+    count = Delivery.objects.filter(pk__in=pks, state=Delivery.State.DEAD).requeue()
     logger.info("queued %d dead deliveries again (dead since %s)", count, since)
     return count

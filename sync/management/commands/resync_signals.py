@@ -3,7 +3,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from signalhub.dates import parse_moment
-from sync import delivery
 from sync.models import Delivery
 
 
@@ -36,5 +35,5 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(f"would queue {rows.count()} signals again (dry run)")
             return
-        count = delivery.requeue(Delivery.objects.filter(pk__in=rows.values("pk")))
+        count = Delivery.objects.filter(pk__in=rows.values("pk")).requeue()
         self.stdout.write(f"queued {count} signals for delivery again; the next pass sends them")
