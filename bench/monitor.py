@@ -22,12 +22,12 @@ from ops_data import ROOT, bench_env, build_ledger  # noqa: E402
 
 MEASURE = """
 import json, statistics, time
-from signals.operations import monitoring
-monitoring.gather_report()
+from signalhub import reports
+reports.gather_report()
 times = []
 for _ in range({runs}):
     started = time.perf_counter()
-    report = monitoring.gather_report()
+    report = reports.gather_report()
     times.append(time.perf_counter() - started)
 print(json.dumps({{"median": statistics.median(times), "status": report.status,
                   "total": report.sections["signals"]["total"], "how": report.sections["signals"]["total_count"],

@@ -7,7 +7,7 @@ from django.conf import settings
 from signalhub.locks import LockHeld, command_lock
 from signalhub.schedules import repeat_for_a_minute
 from signals.models import Signal
-from signals.operations import archive, monitoring
+from signals.operations import archive
 from signals.writepath.ingest import flush_pending
 from signals.writepath.recovery import FlushReport, replay_dead_segments
 
@@ -67,7 +67,11 @@ def archive_old_signals():
 
 def log_monitor_snapshot():
     """Log the monitor's status line (and each problem at its severity); return the status."""
-    report = monitoring.gather_report()
+    # The project package composes the ledger's sections with sync's; the
+    # schedule keeps this dotted path.
+    from signalhub import reports
+
+    report = reports.gather_report()
     level = {"OK": logging.INFO, "WARNING": logging.WARNING, "CRITICAL": logging.ERROR}[report.status]
-    logger.log(level, "%s", monitoring.status_line(report))
+    logger.log(level, "%s", reports.status_line(report))
     return report.status

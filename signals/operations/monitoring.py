@@ -265,62 +265,22 @@ def write_path_section(now):
     return figures, problems
 
 
-def sync_section(now):
-    """Delivery to Alpine, from sync.status.sync_summary().
-
-    While sync is switched off by configuration the section is information
-    only: rows wait as pending by design, so neither their age nor the rest is
-    a problem. Otherwise each is a WARNING: an undelivered signal older than
-    SIGNALHUB_MONITOR_UNDELIVERED_MAX_AGE, dead deliveries (they need a retry
-    by hand), a paused destination. The signals themselves are safe in the ledger.
-    """
-    from sync.status import sync_summary
-
-    summary = sync_summary(now)
-    age = summary["oldest_undelivered_age_seconds"]
-    active = summary["enabled"] and summary["configured"]
-    figures = {
-        "state": "on" if active else summary["off_reason"],
-        "counts": summary["counts"],
-        "counts_how": summary["counts_how"],
-        "oldest_undelivered_age_seconds": None if age is None else round(age, 1),
-        "dead": summary["dead"],
-        "paused": summary["paused"],
-        "paused_until": summary["paused_until"] and summary["paused_until"].isoformat(),
-        "pause_reason": summary["pause_reason"],
-        "last_success_at": summary["last_success_at"] and summary["last_success_at"].isoformat(),
-    }
-    if not active:
-        return figures, []
-    problems = []
-    limit = settings.SIGNALHUB_MONITOR_UNDELIVERED_MAX_AGE
-    if age is not None and age > limit:
-        undelivered = sum(summary["counts"][state] for state in ("pending", "sending", "retrying"))
-        problems.append(Problem(WARNING, "undelivered_old", f"{undelivered} signals not yet delivered to Alpine, "
-                                f"the oldest queued {age / 3600:.1f} h ago (over {limit / 3600:g} h)"))
-    if summary["dead"]:
-        problems.append(Problem(WARNING, "dead_deliveries", f"{summary['dead']} dead deliveries (Alpine will not get "
-                                "them without a retry: the admin's 'Retry dead deliveries since...' or manage.py resync_signals)"))
-    if summary["paused"]:
-        problems.append(Problem(WARNING, "destination_paused", f"delivery to Alpine is paused until "
-                                f"{summary['paused_until']:%Y-%m-%d %H:%M:%S} UTC: {summary['pause_reason']}"))
-    return figures, problems
-
-
 SECTIONS = [
     ("storage", storage_section),
     ("signals", signals_section),
     ("write_path", write_path_section),
-    ("sync", sync_section),
     ("indexes", indexes_section),
 ]
 
 
-def gather_report(now=None):
-    """Return the Report: each section's figures and every problem found."""
+def gather_report(now=None, sections=None):
+    """Return the Report: each section's figures and every problem found.
+
+    ``sections`` defaults to the ledger's; signalhub.reports adds sync's.
+    """
     now = now or timezone.now()
     report = Report(generated_at=now.isoformat())
-    for name, section in SECTIONS:
+    for name, section in sections or SECTIONS:
         try:
             figures, problems = section(now)
         except Exception as exc:
@@ -346,8 +306,13 @@ def status_line(report):
     return f"SIGNALHUB {report.status} - " + "; ".join(f"{p.severity.upper()}: {p.text}" for p in report.problems)
 
 
-def render_text(report):
-    """Return the report as text for a terminal."""
+def render_text(report, others=None):
+    """Return the report as text for a terminal.
+
+    ``others`` maps another app's section name to a function returning its
+    lines, shown after the write path (signalhub.reports passes sync's).
+    """
+    others = others or {}
     lines = [status_line(report), f"generated {report.generated_at}", ""]
     storage = report.sections.get("storage")
     if storage:
@@ -388,18 +353,11 @@ def render_text(report):
                   f"{write_path['segments']} segments" + ("" if age is None else f", oldest {age:.0f} s"),
                   f"  conflicts: {write_path['conflicts']} ({write_path['conflicts_count']}), "
                   f"quarantined records: {write_path['quarantined_records']} ({write_path['quarantined_count']})"]
-    sync = report.sections.get("sync")
-    if sync and "error" not in sync:
-        age = sync["oldest_undelivered_age_seconds"]
-        lines += ["", "Sync", f"  delivery to Alpine: {sync['state']}"
-                  + (" (information, not a problem: signals wait as pending)" if sync["state"] != "on" else ""),
-                  "  deliveries: " + ", ".join(f"{state} {n}" for state, n in sync["counts"].items())
-                  + f" (delivered: {sync['counts_how']['delivered']}; the others exact)",
-                  "  oldest undelivered: " + ("none" if age is None else f"{age:.0f} s"),
-                  f"  dead: {sync['dead']}",
-                  ("  paused until " + f"{sync['paused_until']}: {sync['pause_reason']}") if sync["paused"] else "  paused: no",
-                  f"  last success: {sync['last_success_at'] or 'never'}"]
-    for name in ("write_path", "sync"):
+    for name, render in others.items():
+        figures = report.sections.get(name)
+        if figures and "error" not in figures:
+            lines += render(figures)
+    for name in ("write_path", *others):
         if "error" in report.sections.get(name, {}):
             lines += ["", name.replace("_", " ").capitalize(), f"  unreadable: {report.sections[name]['error']}"]
     indexes = report.sections.get("indexes")

@@ -166,22 +166,24 @@ class _ProbeRolledBack(Exception):
     """Raised inside the probe's transaction so that nothing it wrote is kept."""
 
 
-def probe_write_path(now):
+def probe_write_path(now, related=None):
     """Send one probe signal through the real write path and return what each step found.
 
     clean_signal, then a journal segment in a temporary directory (created,
     appended, read back and retired, as the flusher does), then write_batch
-    inside a transaction that is always rolled back: the row and its delivery
-    are looked up before the rollback and must be gone after it. Nothing is
-    left in the ledger, the deliveries or the real journal directory. (On
+    inside a transaction that is always rolled back: the row, and each row
+    another app keeps for it (``related`` maps a name to a function of the
+    signal_id that tells whether it exists: the sync app's delivery), are
+    looked up before the rollback and must be gone after it. Nothing is left
+    in the ledger, the deliveries or the real journal directory. (On
     PostgreSQL the id sequence still advances by one: sequences are outside
     transactions.)
     """
     from signals.ledger.validation import clean_signal
     from signals.writepath import journal
     from signals.writepath.writer import Incoming, write_batch
-    from sync.models import Delivery
 
+    related = related or {}
     signal_id = f"VERIFY-PROBE-{uuid.uuid4().hex[:16]}"
     values = clean_signal({"signal_id": signal_id, "symbol": "PROBE", "action": "BUY", "entry_price": 1.0,
                            "confidence": 0.0, "strategy": PROBE_STRATEGY, "timestamp": now}, now=now)
@@ -205,30 +207,34 @@ def probe_write_path(now):
             result = write_batch([incoming])
             seen["result"] = result.as_dict()
             seen["row"] = Signal.objects.filter(signal_id=signal_id).exists()
-            seen["delivery"] = Delivery.objects.filter(signal__signal_id=signal_id).exists()
+            for name, exists in related.items():
+                seen[name] = exists(signal_id)
             raise _ProbeRolledBack
     except _ProbeRolledBack:
         pass
-    left = Signal._base_manager.filter(signal_id=signal_id).exists() or Delivery.objects.filter(
-        signal__signal_id=signal_id).exists()
+    left = Signal._base_manager.filter(signal_id=signal_id).exists() or any(
+        exists(signal_id) for exists in related.values())
     return seen, left
 
 
-def check_write_path(now):
+def check_write_path(now, related=None):
     name = "the write path works end to end (probe, no trace left)"
+    related = related or {}
     try:
-        seen, left = probe_write_path(now)
+        seen, left = probe_write_path(now, related)
     except Exception as exc:
         logger.exception("the write path probe failed")
         return Check(name, FAIL, f"the probe failed: {exc}")
     if left:
-        return Check(name, FAIL, "the probe's row or delivery is still stored after the rollback")
+        return Check(name, FAIL, f"the probe's {' or '.join(['row', *related])} is still stored after the rollback")
     if seen["result"] != {"stored": 1, "duplicates": 0, "conflicts": 0, "quarantined": 0}:
         return Check(name, FAIL, f"the probe was not stored as new: {seen['result']}")
-    if not (seen["row"] and seen["delivery"]):
-        return Check(name, FAIL, "the probe was written but " + ("its row" if not seen["row"] else "its delivery row")
+    missing = [what for what in ("row", *related) if not seen[what]]
+    if missing:
+        return Check(name, FAIL, "the probe was written but " + ("its row" if missing[0] == "row" else f"its {missing[0]} row")
                      + " could not be read back in the same transaction")
-    return Check(name, PASS, "validated, journalled and read back, stored with its delivery row, rolled back")
+    return Check(name, PASS, "validated, journalled and read back, stored"
+                 + "".join(f" with its {other} row" for other in related) + ", rolled back")
 
 
 def check_journals(now):
@@ -260,41 +266,25 @@ def check_journals(now):
                              f"{stats['pending_signals']} signals pending")
 
 
-def write_path_checks(now):
-    return [check_write_path(now), check_journals(now)]
+def write_path_checks(now, related=None):
+    return [check_write_path(now, related), check_journals(now)]
 
 
-def sync_checks(now):
-    """Alpine configured and its health endpoint answering; WARN with the reason when sync is off."""
-    from signalhub.secrets import mask_url
-    from sync import checkup
-    from sync.config import alpine_config
+def run_checks(*, deep=False, progress=None, now=None, other_checks=(), related=None):
+    """Return the numbered list of Checks.
 
-    name = "Alpine configured and its health endpoint answering"
-    try:
-        config = alpine_config()
-    except Exception as exc:
-        return [Check(name, FAIL, f"the Alpine configuration cannot be read: {exc}")]
-    if not config.active:
-        return [Check(name, WARN, f"{config.off_reason}: signals wait as pending (not checked)")]
-    health = checkup.check_health(config)
-    if not health.passed:
-        return [Check(name, FAIL, health.found)]
-    key = "" if config.api_key else "; ARGO_API_KEY is not set (only an Alpine without a key accepts deliveries)"
-    shown = mask_url(config.health_url())  # a password in ALPINE_API_URL is never printed
-    return [Check(name, WARN if key else PASS, f"{shown}: {health.found}{key}")]
-
-
-def run_checks(*, deep=False, progress=None, now=None):
-    """Return the numbered list of Checks."""
+    ``other_checks`` are other apps' checks (functions of ``now`` returning a
+    list of Checks), run after the schedules'; ``related`` goes to the write
+    path probe (see probe_write_path).
+    """
     now = now or timezone.now()
     databases = {"default": check_database("default"), "archive": check_database("archive")}
     checks = list(databases.values())
     # The other checks read the main database; an unreadable archive only drops it from theirs.
     if databases["default"].status != FAIL:
         usings = [using for using, check in databases.items() if check.status != FAIL]
-        checks += [check_indexes(usings), *write_path_checks(now), check_cluster(now), check_schedules(),
-                   *sync_checks(now), check_recent_activity(now)]
+        checks += [check_indexes(usings), *write_path_checks(now, related), check_cluster(now), check_schedules(),
+                   *(check for other in other_checks for check in other(now)), check_recent_activity(now)]
         if deep:
             checks.append(check_hashes(usings, progress))
     for number, check in enumerate(checks, start=1):

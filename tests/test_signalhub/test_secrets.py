@@ -88,7 +88,7 @@ def test_a_refused_alpine_url_is_quoted_masked_in_the_setup_help(secret_urls, mo
 
 @pytest.mark.django_db
 def test_test_alpine_sync_and_verify_signals_mask_a_password_in_alpine_url(monkeypatch, settings):
-    from signals.operations.verification import sync_checks
+    from sync.health import sync_checks
 
     settings.ALPINE_TIMEOUT = 2.0
     with alpine_stub_as_alpine(monkeypatch) as stub:

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
+from signalhub import reports
 from signals.models import Signal
 from signals.operations import monitoring
 from tests.support import drop_index, store_signals
@@ -77,7 +78,7 @@ def test_thresholds_come_from_settings(settings):
     settings.SIGNALHUB_MONITOR_DB_MAX_MB = 0
     flowing(30)
 
-    report = monitoring.gather_report()
+    report = reports.gather_report()
 
     codes = {problem.code: problem for problem in report.problems}
     assert set(codes) == {"main_table_large", "db_size"}

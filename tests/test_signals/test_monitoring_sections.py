@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
+from signalhub import reports
 from signals.ledger.validation import clean_signal
 from signals.models import QuarantinedRecord, SignalConflict
 from signals.operations import monitoring
@@ -86,7 +87,7 @@ def test_journal_threshold_comes_from_settings_and_a_fresh_backlog_is_fine(flowi
     settings.SIGNALHUB_MONITOR_JOURNAL_MAX_AGE = 120
     segment = journal_lines(journal_dir, 2, age=timedelta(seconds=95))
     try:
-        report = monitoring.gather_report()
+        report = reports.gather_report()
     finally:
         segment.close()
     assert report.exit_code == 0 and report.problems == []
@@ -100,7 +101,7 @@ def test_conflicts_and_quarantined_records_are_warnings(flowing, sync_off):
                                   incoming_digest="0" * 64)
     QuarantinedRecord.objects.create(source="test@0", raw="{", reason="unreadable line", fingerprint="f" * 64)
 
-    report = monitoring.gather_report()
+    report = reports.gather_report()
 
     assert codes(report) == {"signal_conflicts": "warning", "quarantined_records": "warning"}
     assert report.exit_code == 1
@@ -156,12 +157,12 @@ def test_a_paused_destination_is_a_warning_naming_why(flowing, sync_on):
 def test_an_old_undelivered_signal_is_a_warning(flowing, sync_on, settings):
     deliveries(flowing[:3], Delivery.State.RETRYING, queued_at=NOW - timedelta(hours=2))
 
-    report = monitoring.gather_report()
+    report = reports.gather_report()
     assert codes(report) == {"undelivered_old": "warning"}
     assert "3 signals not yet delivered to Alpine, the oldest queued 2.0 h ago (over 1 h)" in report.problems[0].text
 
     settings.SIGNALHUB_MONITOR_UNDELIVERED_MAX_AGE = 3 * 3600
-    assert monitoring.gather_report().problems == []
+    assert reports.gather_report().problems == []
 
 
 def test_sync_off_is_information_only_even_with_old_undelivered_signals(flowing, sync_off):
@@ -177,7 +178,7 @@ def test_sync_off_is_information_only_even_with_old_undelivered_signals(flowing,
 def test_sync_switched_off_by_alpine_sync_enabled_is_information(flowing, sync_on, monkeypatch):
     monkeypatch.setenv("ALPINE_SYNC_ENABLED", "false")
     deliveries(flowing[:1], Delivery.State.DEAD)
-    report = monitoring.gather_report()
+    report = reports.gather_report()
     assert report.problems == [] and report.sections["sync"]["state"] == "sync off: ALPINE_SYNC_ENABLED is false"
 
 

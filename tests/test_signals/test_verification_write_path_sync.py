@@ -6,10 +6,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from signalhub import reports
 from signals.ledger.validation import clean_signal
 from signals.models import QuarantinedRecord, Signal, SignalConflict
 from signals.operations import verification
 from signals.writepath import journal
+from sync import health
 from sync.models import Delivery, DeliveryAttempt, Destination
 from tests.factories import signal_data
 from tests.support import store_signals
@@ -38,7 +40,7 @@ def test_the_probe_goes_through_the_real_write_path_and_leaves_no_trace(journal_
     (tmp_path / "probe-tmp").mkdir()
     before = traces(journal_dir)
 
-    seen, left = verification.probe_write_path(timezone.now())
+    seen, left = verification.probe_write_path(timezone.now(), reports.PROBE_RELATED)
 
     # Inside its transaction the probe was stored as new, with its delivery row ...
     assert seen == {"result": {"stored": 1, "duplicates": 0, "conflicts": 0, "quarantined": 0},
@@ -93,7 +95,7 @@ def test_a_stale_journal_backlog_fails_and_a_dead_owners_segment_warns(journal_d
 
 @pytest.mark.django_db(databases=["default", "archive"])
 def test_alpine_health_passes_against_the_real_stub(alpine_stub):
-    [check] = verification.sync_checks(timezone.now())
+    [check] = health.sync_checks(timezone.now())
     assert check.name == ALPINE and check.status == verification.PASS
     assert check.reason == f"{alpine_stub.url}/api/v1/external-signals/sync/health: 200 healthy (Alpine Analytics - External Signal Sync)"
 
@@ -101,21 +103,21 @@ def test_alpine_health_passes_against_the_real_stub(alpine_stub):
 @pytest.mark.django_db(databases=["default", "archive"])
 def test_alpine_not_answering_fails(alpine_stub):
     alpine_stub.stop()
-    [check] = verification.sync_checks(timezone.now())
+    [check] = health.sync_checks(timezone.now())
     assert check.status == verification.FAIL and "cannot reach" in check.reason
 
 
 @pytest.mark.django_db(databases=["default", "archive"])
 def test_alpine_without_a_key_warns(alpine_stub, monkeypatch):
     monkeypatch.delenv("ARGO_API_KEY")
-    [check] = verification.sync_checks(timezone.now())
+    [check] = health.sync_checks(timezone.now())
     assert check.status == verification.WARN and "ARGO_API_KEY is not set" in check.reason
 
 
 @pytest.mark.django_db(databases=["default", "archive"])
 def test_sync_off_warns_with_the_reason_and_does_not_fail_the_run(sync_off, journal_dir):
-    [check] = verification.sync_checks(timezone.now())
+    [check] = health.sync_checks(timezone.now())
     assert check.status == verification.WARN
     assert check.reason == "sync off: ALPINE_API_URL is not set: signals wait as pending (not checked)"
-    checks = verification.run_checks()
+    checks = reports.run_checks()
     assert verification.FAIL not in {c.status for c in checks if c.name in (ALPINE, PROBE, JOURNALS)}

@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from signals.operations import monitoring
+from signalhub import reports
 
 
 class Command(BaseCommand):
@@ -22,8 +22,8 @@ class Command(BaseCommand):
         shown, report = 0, None
         try:
             while True:
-                report = monitoring.gather_report()
-                self.stdout.write(_json_text(report) if json else monitoring.render_text(report))
+                report = reports.gather_report()
+                self.stdout.write(_json_text(report) if json else reports.render_text(report))
                 shown += 1
                 if watch is None or (times and shown >= times):
                     break
@@ -34,7 +34,7 @@ class Command(BaseCommand):
                 raise CommandError("interrupted before the first report", returncode=3) from None
         if report.exit_code:
             # The problems are in the output above; the exit code is for scripts and Nagios.
-            raise CommandError(monitoring.status_line(report), returncode=report.exit_code)
+            raise CommandError(reports.status_line(report), returncode=report.exit_code)
 
 
 def _json_text(report):

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from signals.operations import verification
+from signalhub import reports
 
 
 class Command(BaseCommand):
@@ -15,13 +15,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the checks as JSON.")
 
     def handle(self, *args, deep, json, **options):
-        checks = verification.run_checks(deep=deep, progress=None if json else self.stderr._out)
-        failed = [check for check in checks if check.status == verification.FAIL]
+        checks = reports.run_checks(deep=deep, progress=None if json else self.stderr._out)
+        failed = [check for check in checks if check.status == reports.FAIL]
         if json:
             self.stdout.write(_dumps({"ok": not failed, "checks": [check.as_dict() for check in checks]}))
         else:
             for check in checks:
-                style = {verification.PASS: self.style.SUCCESS, verification.WARN: self.style.WARNING}.get(
+                style = {reports.PASS: self.style.SUCCESS, reports.WARN: self.style.WARNING}.get(
                     check.status, self.style.ERROR)
                 self.stdout.write(f"{check.number:2}. {style(check.status)}  {check.name}: {check.reason}")
         if failed:
