@@ -252,24 +252,48 @@ def test_deliveries_and_attempts_move_with_their_signal_and_come_back_on_restore
     assert list(Destination.objects.values_list()) == destination
 
 
-def test_a_failed_verification_deletes_nothing_from_main(monkeypatch):
-    store_signals(3, created_at=OLD)
+@pytest.fixture
+def tampering_archive():
+    """Make the archive alter every row of a table written to it: a copy that silently differs (a driver or disk fault)."""
+    connection = connections["archive"]
+    made = []
+
+    def tamper(table, column):
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":
+                cursor.execute(f"CREATE TRIGGER tamper_{table} AFTER INSERT ON {table} BEGIN "
+                               f"UPDATE {table} SET {column} = 'tampered' WHERE id = NEW.id; END")
+            else:
+                cursor.execute(f"CREATE FUNCTION tamper_{table}() RETURNS trigger LANGUAGE plpgsql AS "
+                               f"$$ BEGIN NEW.{column} := 'tampered'; RETURN NEW; END $$")
+                cursor.execute(f"CREATE TRIGGER tamper_{table} BEFORE INSERT ON {table} "
+                               f"FOR EACH ROW EXECUTE FUNCTION tamper_{table}()")
+        made.append(table)
+
+    yield tamper
+    with connection.cursor() as cursor:
+        for table in made:
+            if connection.vendor == "sqlite":
+                cursor.execute(f"DROP TRIGGER tamper_{table}")
+            else:
+                cursor.execute(f"DROP TRIGGER tamper_{table} ON {table}")
+                cursor.execute(f"DROP FUNCTION tamper_{table}()")
+
+
+@pytest.mark.parametrize("table, column", [("signals_signal", "regime"), ("sync_delivery", "last_error")])
+def test_a_failed_verification_deletes_nothing_from_main(tampering_archive, table, column):
+    signals = store_signals(3, created_at=OLD)
+    _deliver(signals, Delivery.State.DELIVERED, delivered_at=OLD)
     originals = snapshot("default")
+    deliveries = list(Delivery.objects.order_by("pk").values_list())
+    tampering_archive(table, column)
 
-    original_insert = archive._Table.insert
-    index = archive._Table(Signal).attnames.index("regime")
-
-    def corrupting_insert(self, using, rows):
-        # A copy that silently differs from what was read (a driver or disk fault).
-        rows = [row[:index] + ("tampered",) + row[index + 1:] for row in rows]
-        original_insert(self, using, rows)
-
-    monkeypatch.setattr(archive._Table, "insert", corrupting_insert)
     with pytest.raises(CommandError) as error:
         run("archive_signals", "--before", "2025-01-01")
 
     assert error.value.returncode == 1 and "differ from the source" in str(error.value)
     assert snapshot("default") == originals
+    assert list(Delivery.objects.order_by("pk").values_list()) == deliveries
 
 
 # Related rows: found through the model meta, moved parents first, deleted children first ---------

@@ -31,13 +31,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from django.db import IntegrityError, connections, transaction
+from django.db import connections, transaction
 from django.db.models import Q
 from tqdm import tqdm
 
 from signals.models import Signal
-from signals.operations.archive.copier import (
-    ArchiveError, _conflicts, _copy_batch, _delete_batch, _read_batch, _Table, _verify_batch)
+from signals.operations.archive.copier import RowCopier
+from signals.operations.archive.sqlite import AttachedCopier
 from signals.operations.archive.selection import (
     ARCHIVE, MAIN, _check_links_can_move, referenced_links, related_links, signals_to_archive, signals_to_restore)
 
@@ -115,10 +115,7 @@ def move_signals(signals, *, source, target, command, batch_size=DEFAULT_BATCH_S
                 cursor.execute(f"PRAGMA cache_size = -{SQLITE_MOVE_CACHE_KIB}")
     references = referenced_links(links)
     _check_links_can_move([(foreign_key.related_model, foreign_key) for _, foreign_key in references], target)
-    same_engine = connections[source].vendor == connections[target].vendor
-    models_involved = {Signal, *(child for child, _ in links), *(fk.related_model for _, fk in references)}
-    tables = {model: _Table(model, same_engine=same_engine) for model in models_involved}
-    signal_table = tables[Signal]
+    copier_class = AttachedCopier if AttachedCopier.can_move(source, target) else RowCopier
     result = MoveResult(command=command, source=source, target=target)
     result.selected = signals.count()
     related = Counter()
@@ -126,40 +123,29 @@ def move_signals(signals, *, source, target, command, batch_size=DEFAULT_BATCH_S
     bar = tqdm(total=result.selected, unit="signal", desc=command, file=progress, disable=progress is None)
     last = None
     try:
-        while True:
-            with transaction.atomic(using=source):
-                page = signals.order_by("created_at", "pk")
-                if last is not None:
-                    page = page.filter(Q(created_at__gt=last[0]) | Q(created_at=last[0], pk__gt=last[1]))
-                if connections[source].features.has_select_for_update_of:
-                    page = page.select_for_update(of=("self",))
-                page = list(page.values_list("created_at", "pk")[:batch_size])
-                if not page:
-                    break
-                last = max(page)
-                signal_rows = signal_table.read(source, "pk", [pk for _, pk in page], lock=True)
-                batch = _read_batch(tables, links, source, signal_rows)
-                try:
-                    copied = _copy_batch(batch, target, references=references, tables=tables, source=source)
-                except IntegrityError as exc:
-                    # Rare: a signal_id the target holds under another row. Those
-                    # signals stay in the source (reported); the rest is copied.
-                    conflicts = _conflicts(signal_table, target, signal_rows)
-                    if not conflicts:
-                        raise ArchiveError(f"the {target} database refused the batch: {exc}") from exc
-                    for pk in conflicts:
-                        result.conflicts.append(signal_rows.pop(pk)[signal_table.attnames.index("signal_id")])
-                    batch = _read_batch(tables, links, source, signal_rows)
-                    copied = _copy_batch(batch, target, references=references, tables=tables, source=source)
-                result.already_in_target += copied[0]
-                result.refreshed_in_target += copied[1]
-                _verify_batch(batch, target)
-                _delete_batch(batch, source)
-            result.batches += 1
-            result.moved += len(signal_rows)
-            for table, rows in batch[1:]:
-                related[table.model._meta.label] += len(rows)
-            bar.update(len(page))
+        with copier_class(links, references, source=source, target=target) as copier:
+            while True:
+                with transaction.atomic(using=source):
+                    page = signals.order_by("created_at", "pk")
+                    if last is not None:
+                        page = page.filter(Q(created_at__gt=last[0]) | Q(created_at=last[0], pk__gt=last[1]))
+                    if connections[source].features.has_select_for_update_of:
+                        page = page.select_for_update(of=("self",))
+                    # Keys only: converting every created_at to a datetime cost more
+                    # than the batch's INSERT; only the last one is needed, for the next page.
+                    page = list(page.values_list("pk", flat=True)[:batch_size])
+                    if not page:
+                        break
+                    last = (signals.model._base_manager.using(source).filter(pk=page[-1])
+                            .values_list("created_at", flat=True).get(), page[-1])
+                    moved = copier.move_batch(page)
+                result.batches += 1
+                result.moved += moved.moved
+                result.already_in_target += moved.already
+                result.refreshed_in_target += moved.refreshed
+                result.conflicts.extend(moved.conflicts)
+                related.update(moved.related)
+                bar.update(len(page))
     finally:
         bar.close()
         result.related = dict(related)
