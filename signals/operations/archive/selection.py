@@ -1,6 +1,6 @@
 """Which signals move: the archive cut-off, the selections, and the rows that move with a signal."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ImproperlyConfigured
@@ -8,6 +8,7 @@ from django.db import router
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from signalhub.dates import parse_moment
 from signals.models import Signal
 
 MAIN = "default"
@@ -23,7 +24,7 @@ def archive_cutoff(*, months=None, before=None, now=None):
     """
     if before is not None:
         if isinstance(before, str):
-            before = datetime.fromisoformat(before) if "T" in before or " " in before else date.fromisoformat(before)
+            return parse_moment(before)
         if not isinstance(before, datetime):
             before = datetime(before.year, before.month, before.day, tzinfo=UTC)
         return before if timezone.is_aware(before) else before.replace(tzinfo=UTC)
