@@ -3,6 +3,8 @@ import os
 import pytest
 from django.db import connection
 
+from tests.support import running_alpine_stub
+
 
 def pytest_sessionstart(session):
     from django.conf import settings
@@ -21,3 +23,21 @@ def _plain_http_and_static(settings):
     # client speaks plain HTTP and there is no collected static manifest.
     settings.SECURE_SSL_REDIRECT = False
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+@pytest.fixture
+def fast_sync(settings):
+    """Small timeouts and backoff, so retries happen within a test."""
+    settings.ALPINE_TIMEOUT = 2.0
+    settings.SIGNALHUB_SYNC_BACKOFF_BASE = 0.0
+    settings.SIGNALHUB_SYNC_BACKOFF_CAP = 0.0
+    settings.SIGNALHUB_SYNC_CONCURRENCY = 4
+    settings.SIGNALHUB_SYNC_BATCH_SIZE = 50
+    return settings
+
+
+@pytest.fixture
+def alpine_stub(monkeypatch, fast_sync):
+    """The real Alpine stub on an ephemeral loopback port, configured as SignalHub's Alpine (with fast_sync)."""
+    with running_alpine_stub(monkeypatch) as server:
+        yield server

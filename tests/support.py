@@ -1,11 +1,18 @@
-"""Rows, processes and the local Alpine for tests that need more than one module does."""
+"""What tests share: rows, subprocesses and their environment, waiting, and the local Alpine.
+
+Fixtures live in the conftests and are built on these; a test module imports
+helpers from here, never from a conftest.
+"""
 
 import contextlib
 import itertools
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,12 +23,17 @@ from signals.models import Signal
 from tests.factories import signal_data
 
 ROOT = Path(__file__).resolve().parent.parent
+CHILD = ROOT / "tests" / "test_signals" / "child.py"
 ALPINE_STUB_KEY = "stub-key-0123456789abcdef"
 
 
 @contextlib.contextmanager
-def alpine_stub_as_alpine(monkeypatch):
-    """Run the real Alpine stub on an ephemeral loopback port, configured as SignalHub's Alpine."""
+def running_alpine_stub(monkeypatch):
+    """Run the real Alpine stub on an ephemeral loopback port, configured as SignalHub's Alpine.
+
+    The ``alpine_stub`` fixture is built on this; use it directly only where a
+    test needs the stub for part of its run.
+    """
     from sync.testing.stub import AlpineStub
 
     server = AlpineStub(key=ALPINE_STUB_KEY, seed=7).start()
@@ -60,19 +72,98 @@ def database_url(alias="default"):
     return f"postgres://{user}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
 
 
-def process_env(**extra):
-    """Return the environment for a ``manage.py`` subprocess that uses this test run's databases."""
+def process_env(*, alpine=None, **extra):
+    """Return the environment for a subprocess that uses this test run's databases.
+
+    ``alpine``, a running stub, makes it the subprocess's Alpine. Each of
+    ``extra`` is set as a string, after the rest, so it can replace any of them.
+    """
     env = dict(os.environ)
     env.update(DATABASE_URL=database_url("default"), SIGNALHUB_ARCHIVE_DATABASE_URL=database_url("archive"),
                DJANGO_SETTINGS_MODULE="signalhub.settings", PYTHONUNBUFFERED="1")
-    env.update(extra)
+    if alpine is not None:
+        env.update(ALPINE_API_URL=alpine.url, ARGO_API_KEY=alpine.state.key)
+    env.update({key: str(value) for key, value in extra.items()})
     return env
+
+
+def child_env(journal_dir, **extra):
+    """Return the environment for a generator child (``child.py``) journaling to ``journal_dir``."""
+    return process_env(**{"SIGNALHUB_JOURNAL_DIR": journal_dir, "PYTHONPATH": ROOT,
+                          "SIGNALHUB_LOG_LEVEL": "warning", **extra})
 
 
 def manage(*args, env=None, **popen):
     """Start ``manage.py args`` as a subprocess on the test databases; return the Popen."""
     return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT,
                             env=env or process_env(), **popen)
+
+
+def start_manage(*args, env):
+    """Start a manage.py command in its own process group (so stop_group reaches its children)."""
+    return manage(*args, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                  text=True)
+
+
+def stop_group(process, timeout=20):
+    """SIGTERM the process's group, SIGKILL it if it has not exited in ``timeout``; return its output."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return process.communicate()[0]
+
+
+def start_child(journal_dir, *args, env=None, **popen):
+    """Start the generator child ``child.py args``; return the Popen, its output as text pipes."""
+    return subprocess.Popen([sys.executable, str(CHILD), *args], cwd=ROOT, env=env or child_env(journal_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def acked(stdout_text):
+    """Return the signal ids a child acknowledged (only whole ``ACK <id>`` lines)."""
+    return [line.split(" ", 1)[1] for line in stdout_text.split("\n")[:-1] if line.startswith("ACK ")]
+
+
+def free_port():
+    """Return a loopback TCP port that is free now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_status(url, timeout=2):
+    """Return the HTTP status a GET of ``url`` answers with; None if it does not answer or fails."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status
+    except OSError:
+        return None
+
+
+def descendants(pid):
+    """Return the pids of every process below ``pid`` (read from /proc)."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def utc(*args):

@@ -18,7 +18,7 @@ from signals.models import QuarantinedRecord, SignalConflict
 from sync.models import Delivery, DeliveryAttempt, Destination
 from sync.outbox import enqueue_deliveries
 from tests.factories import make_signal
-from tests.support import alpine_stub_as_alpine, store_signals, utc
+from tests.support import store_signals, utc
 
 pytestmark = pytest.mark.django_db(databases=["default", "archive"])
 
@@ -33,15 +33,8 @@ EXPORT = "/admin/signals/signal/export/"
 
 
 @pytest.fixture
-def stub(monkeypatch, settings):
+def rows(alpine_stub):
     # A real Alpine on loopback: a retry that slipped through would really deliver.
-    settings.ALPINE_TIMEOUT = 2.0
-    with alpine_stub_as_alpine(monkeypatch) as server:
-        yield server
-
-
-@pytest.fixture
-def rows(stub):
     signal = make_signal(symbol="MSFT", reasoning=REASONING)
     dead_signal = make_signal(symbol="NVDA")
     enqueue_deliveries([signal.signal_id, dead_signal.signal_id])
@@ -196,7 +189,7 @@ def _action_posts(rows):
 
 @pytest.mark.parametrize("role", ["no_permissions", "viewer"])
 @pytest.mark.parametrize("with_form_fields", [False, True], ids=["hand_made_post", "form_post"])
-def test_actions_are_refused_and_change_nothing(client, rows, stub, role, with_form_fields):
+def test_actions_are_refused_and_change_nothing(client, rows, alpine_stub, role, with_form_fields):
     login(client, role)
     before = database_state()
 
@@ -208,12 +201,12 @@ def test_actions_are_refused_and_change_nothing(client, rows, stub, role, with_f
         assert response.status_code == 403, (url, action)
 
     assert database_state() == before
-    assert not stub.state.posts_by_hash  # nothing reached Alpine
+    assert not alpine_stub.state.posts_by_hash  # nothing reached Alpine
     assert Destination.objects.alpine().is_paused()
 
 
 @pytest.mark.parametrize("role", ["operator", "superuser"])
-def test_operators_run_every_action(client, rows, stub, role):
+def test_operators_run_every_action(client, rows, alpine_stub, role):
     login(client, role)
     Destination.objects.alpine().resume()  # a paused destination sends nothing
 
@@ -226,7 +219,7 @@ def test_operators_run_every_action(client, rows, stub, role):
 
     assert (retried.status_code, resumed.status_code, cancelled.status_code) == (302, 302, 302)
     assert Delivery.objects.get(pk=rows["pending"].pk).state == "delivered"
-    assert len(stub.state.stored_rows()) == 1
+    assert len(alpine_stub.state.stored_rows()) == 1
     assert not Destination.objects.alpine().is_paused()
     assert Delivery.objects.get(pk=rows["dead"].pk).state == "cancelled"
 

@@ -12,7 +12,6 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from signalhub.secrets import HIDDEN, SecretsReporterFilter, mask_secret, mask_text, mask_url
-from tests.support import alpine_stub_as_alpine
 
 DB_PASSWORD = "db-pw-s3cret"
 REDIS_PASSWORD = "redis-pw-s3cret"
@@ -87,15 +86,13 @@ def test_a_refused_alpine_url_is_quoted_masked_in_the_setup_help(secret_urls, mo
 
 
 @pytest.mark.django_db
-def test_test_alpine_sync_and_verify_signals_mask_a_password_in_alpine_url(monkeypatch, settings):
+def test_test_alpine_sync_and_verify_signals_mask_a_password_in_alpine_url(monkeypatch, alpine_stub):
     from sync.health import sync_checks
 
-    settings.ALPINE_TIMEOUT = 2.0
-    with alpine_stub_as_alpine(monkeypatch) as stub:
-        monkeypatch.setenv("ALPINE_API_URL", stub.url.replace("http://", f"http://alpine:{ALPINE_PASSWORD}@"))
-        out = StringIO()
-        call_command("test_alpine_sync", stdout=out)
-        [check] = sync_checks(timezone.now())
+    monkeypatch.setenv("ALPINE_API_URL", alpine_stub.url.replace("http://", f"http://alpine:{ALPINE_PASSWORD}@"))
+    out = StringIO()
+    call_command("test_alpine_sync", stdout=out)
+    [check] = sync_checks(timezone.now())
     assert "all checks passed" in out.getvalue() and check.status == "PASS"
     for text in (out.getvalue(), check.reason):
         assert ALPINE_PASSWORD not in text and HIDDEN in text

@@ -16,7 +16,7 @@ from signals.models import Signal
 from signals.tasks import flush_journals
 from tests.support import (backend_name, backends_named, manage, process_env, store_signals, utc, wait_for,
                            wait_for_backends_gone)
-from tests.test_signals.conftest import acked, child_env, start_child
+from tests.support import acked, child_env, start_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,8 +11,7 @@ from django.db import connection
 from signals.models import Signal
 from signals.tasks import flush_journals
 from signals.writepath import journal
-from tests.support import backend_name, wait_for_backends_gone
-from tests.test_signals.conftest import acked, child_env, start_child
+from tests.support import acked, backend_name, child_env, start_child, wait_for, wait_for_backends_gone
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,12 +31,7 @@ class Reader(threading.Thread):
         return "".join(self.chunks)
 
     def wait_for(self, marker, seconds=60):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if any(chunk.startswith(marker) for chunk in list(self.chunks)):
-                return True
-            time.sleep(0.01)
-        return False
+        return wait_for(lambda: any(chunk.startswith(marker) for chunk in list(self.chunks)), seconds, interval=0.01)
 
 
 def assert_all_stored_once(ids):

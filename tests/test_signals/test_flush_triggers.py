@@ -17,8 +17,7 @@ from signals.tasks import flush_journals
 from signals.writepath import journal
 from signals.writepath.ingest import Ingestor
 from tests.factories import signal_data
-from tests.support import wait_for
-from tests.test_signals.conftest import BASE_DIR, acked, child_env, start_child
+from tests.support import ROOT, acked, child_env, start_child, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -186,7 +185,7 @@ def test_flush_task_runs_in_a_real_qcluster(journal_dir):
     env = child_env(journal_dir, SIGNALHUB_Q_WORKERS=1, SIGNALHUB_LOG_LEVEL="info")
     log = (journal_dir.parent / "qcluster.log").open("a+")
     # Its own session, so that the cluster's forked workers can be stopped with it.
-    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=BASE_DIR, env=env,
+    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         stored = wait_for(lambda: Signal.objects.filter(signal_id__in=ids).count() == 20, timeout=90)

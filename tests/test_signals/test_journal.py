@@ -11,7 +11,7 @@ from signals.models import QuarantinedRecord, Signal
 from signals.writepath import journal
 from signals.writepath.recovery import replay_dead_segments
 from tests.factories import signal_data
-from tests.test_signals.conftest import acked, child_env, start_child
+from tests.support import acked, child_env, start_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -32,7 +32,7 @@ def queued(**overrides):
     return Delivery.objects.get(signal=signal)
 
 
-def test_list_shows_counts_per_state_health_and_filters(staff, stub):
+def test_list_shows_counts_per_state_health_and_filters(staff, alpine_stub):
     queued(reasoning="short")  # dead: Alpine cannot store it
     queued()
     handle_one_batch()
@@ -46,7 +46,7 @@ def test_list_shows_counts_per_state_health_and_filters(staff, stub):
     assert "rationale too short" in dead and dead.count('class="action-select"') == 1
 
 
-def test_list_says_paused_with_reason_and_sync_off_as_information(staff, stub, monkeypatch):
+def test_list_says_paused_with_reason_and_sync_off_as_information(staff, alpine_stub, monkeypatch):
     Destination.objects.alpine().pause(300, "Alpine refused the API key (401): Invalid API key")
     page = staff.get(reverse(CHANGELIST)).content.decode()
     assert "Delivery to Alpine is paused" in page and "Invalid API key" in page
@@ -55,8 +55,8 @@ def test_list_says_paused_with_reason_and_sync_off_as_information(staff, stub, m
     assert "Delivery to Alpine is off" in page and "delivered once it is on" in page
 
 
-def test_detail_shows_the_signal_and_its_attempts(staff, stub):
-    stub.faults.error_rate = 1.0
+def test_detail_shows_the_signal_and_its_attempts(staff, alpine_stub):
+    alpine_stub.faults.error_rate = 1.0
     row = queued(symbol="MSFT")
     handle_one_batch()
     page = staff.get(reverse("admin:sync_delivery_change", args=[row.pk])).content.decode()
@@ -64,11 +64,11 @@ def test_detail_shows_the_signal_and_its_attempts(staff, stub):
     assert "could not obtain a database connection" in page and "scheduled" in page
 
 
-def test_retry_now_action_delivers_and_records_a_manual_attempt(staff, stub):
-    stub.faults.error_rate = 1.0
+def test_retry_now_action_delivers_and_records_a_manual_attempt(staff, alpine_stub):
+    alpine_stub.faults.error_rate = 1.0
     rows = [queued() for _ in range(2)]
     handle_one_batch()
-    stub.faults.error_rate = 0.0
+    alpine_stub.faults.error_rate = 0.0
     response = staff.post(reverse(CHANGELIST), {"action": "retry_now", "_selected_action": [rows[0].pk]}, follow=True)
     assert "1 delivered" in response.content.decode()
     rows[0].refresh_from_db()
@@ -77,9 +77,9 @@ def test_retry_now_action_delivers_and_records_a_manual_attempt(staff, stub):
     assert rows[1].state == "retrying" and rows[1].attempts.count() == 1
 
 
-def test_failed_manual_retry_keeps_the_rows_schedule(staff, stub, settings):
+def test_failed_manual_retry_keeps_the_rows_schedule(staff, alpine_stub, settings):
     settings.SIGNALHUB_SYNC_BACKOFF_BASE = settings.SIGNALHUB_SYNC_BACKOFF_CAP = 3600
-    stub.faults.error_rate = 1.0
+    alpine_stub.faults.error_rate = 1.0
     row, other = queued(), queued()
     handle_one_batch()
     row.refresh_from_db()
@@ -94,7 +94,7 @@ def test_failed_manual_retry_keeps_the_rows_schedule(staff, stub, settings):
     assert row.attempts.filter(trigger="manual").count() == 1
 
 
-def test_cancel_action_cancels_undelivered_but_not_delivered(staff, stub):
+def test_cancel_action_cancels_undelivered_but_not_delivered(staff, alpine_stub):
     delivered = queued()
     handle_one_batch()
     waiting = queued()
@@ -103,7 +103,7 @@ def test_cancel_action_cancels_undelivered_but_not_delivered(staff, stub):
     assert Delivery.objects.get(pk=delivered.pk).state == "delivered"
 
 
-def test_retry_dead_since_queues_a_background_task_that_requeues(staff, stub):
+def test_retry_dead_since_queues_a_background_task_that_requeues(staff, alpine_stub):
     row = queued(reasoning="short")
     handle_one_batch()
     since = timezone.now() - timedelta(hours=1)
@@ -116,7 +116,7 @@ def test_retry_dead_since_queues_a_background_task_that_requeues(staff, stub):
     assert (row.state, row.attempt_count) == ("pending", 0)
 
 
-def test_rows_are_read_only_and_destination_can_be_resumed(staff, stub):
+def test_rows_are_read_only_and_destination_can_be_resumed(staff, alpine_stub):
     row = queued()
     assert staff.get(reverse("admin:sync_delivery_add")).status_code == 403
     page = staff.get(reverse("admin:sync_delivery_change", args=[row.pk])).content.decode()

@@ -16,7 +16,7 @@ DELIVERABLE = 2000
 UNDELIVERABLE = 20
 
 
-def test_chaos_run_ends_with_every_signal_stored_once_and_the_rest_dead_with_a_reason(stub, settings):
+def test_chaos_run_ends_with_every_signal_stored_once_and_the_rest_dead_with_a_reason(alpine_stub, settings):
     settings.ALPINE_TIMEOUT = 0.3
     settings.SIGNALHUB_SYNC_CONCURRENCY = 8
     settings.SIGNALHUB_SYNC_BATCH_SIZE = 100
@@ -29,7 +29,7 @@ def test_chaos_run_ends_with_every_signal_stored_once_and_the_rest_dead_with_a_r
     bad = [make_signal(reasoning="too short") for _ in range(UNDELIVERABLE)]
     assert enqueue_deliveries([s.signal_id for s in good + bad]) == DELIVERABLE + UNDELIVERABLE
 
-    faults = stub.faults
+    faults = alpine_stub.faults
     faults.error_rate = 0.05
     faults.store_then_fail_rate = 0.03
     faults.slow_rate, faults.slow_seconds = 0.01, 0.6  # beyond the client's timeout
@@ -43,13 +43,13 @@ def test_chaos_run_ends_with_every_signal_stored_once_and_the_rest_dead_with_a_r
     states = dict(Delivery.objects.order_by().values_list("state").annotate(n=Count("pk")))
     assert states == {"delivered": DELIVERABLE, "dead": UNDELIVERABLE}, (states, result)
     assert not Delivery.objects.filter(state="sending").exists()
-    stored = stub.state.stored_rows()
+    stored = alpine_stub.state.stored_rows()
     assert len(stored) == DELIVERABLE
     assert {row["verification_hash"] for row in stored} == {s.sha256 for s in good}
     assert len({row["external_signal_id"] for row in stored}) == DELIVERABLE
     for row in Delivery.objects.filter(state="dead"):
         assert row.error_class == "rejected" and "rationale too short" in row.last_error
     # The faults really happened and were retried.
-    answers = stub.state.answers
+    answers = alpine_stub.state.answers
     assert answers[500] and answers[429] and answers[503]
     assert {"timeout", "server_error", "throttled"} <= set(result.errors)

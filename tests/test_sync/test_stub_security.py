@@ -5,16 +5,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import requests
 
 from sync.testing.stub import HEALTH_PATH, MAX_BODY_BYTES, SIGNAL_PATH, AlpineStub
-from tests.support import ROOT, process_env
-from tests.test_signalhub.test_serve import descendants, free_port
+from tests.support import ROOT, descendants, free_port, http_status, process_env, wait_for
 
 KEY = "stub-security-key-0123456789"
 VECTOR_BODY = {"signal_id": "SEC-1", "symbol": "AAPL", "action": "BUY", "entry_price": 100.0, "confidence": 80.0,
@@ -99,14 +96,9 @@ def test_serve_hands_the_stub_its_key_through_the_environment_not_the_command_li
     serve = subprocess.Popen([sys.executable, "manage.py", "serve", "--addr", f"127.0.0.1:{web}", "--alpine-stub",
                               str(stub_port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{stub_port}{HEALTH_PATH}", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and serve.poll() is None, "the stub never answered"
-                time.sleep(0.2)
+        health = f"http://127.0.0.1:{stub_port}{HEALTH_PATH}"
+        answered = wait_for(lambda: serve.poll() is not None or http_status(health) == 200, timeout=60, interval=0.2)
+        assert answered and serve.poll() is None, "the stub never answered"
         stubs = [pid for pid in descendants(serve.pid)
                  if b"run_alpine_stub" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert len(stubs) == 1

@@ -50,12 +50,12 @@ def test_push_is_off_by_default(django_capture_on_commit_callbacks):
     assert callbacks == [] and OrmQ.objects.count() == 0
 
 
-def test_deliver_now_task_delivers_what_is_due(stub):
+def test_deliver_now_task_delivers_what_is_due(alpine_stub):
     enqueue_deliveries([make_signal().signal_id for _ in range(3)])
     assert deliver_now()["delivered"] == 3
 
 
-def test_summary_reports_counts_age_and_sync_off_as_information(stub, monkeypatch):
+def test_summary_reports_counts_age_and_sync_off_as_information(alpine_stub, monkeypatch):
     enqueue_deliveries([make_signal().signal_id])
     summary = sync_summary()
     assert summary["counts"]["pending"] == 1 and summary["oldest_undelivered_age_seconds"] >= 0
