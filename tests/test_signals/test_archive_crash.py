@@ -12,7 +12,8 @@ import time
 import pytest
 
 from signals.models import Signal
-from tests.support import backend_name, manage, process_env, snapshot, store_signals, utc, wait_for_backends_gone
+from tests.support import (backend_name, manage, process_env, snapshot, store_signals, utc, wait_for,
+                           wait_for_backends_gone)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, databases=["default", "archive"])]
 
@@ -33,8 +34,7 @@ def _kill_at_random(args, rng, moving):
     process = manage(*args, env=process_env(PGAPPNAME=name), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if rng.random() < 0.75:
-            while not moving() and process.poll() is None:
-                time.sleep(0.005)
+            wait_for(lambda: moving() or process.poll() is not None, timeout=300, interval=0.005)
         delay = rng.uniform(0, 0.4)
         time.sleep(delay)
         if process.poll() is None:

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from datetime import timedelta
 
 import pytest
@@ -19,7 +18,7 @@ from django.utils import timezone
 from django_q.models import Failure, Schedule, Success
 
 from signalhub.schedules import all_specs, ensure_schedules
-from tests.support import backend_name, manage, process_env, wait_for_backends_gone
+from tests.support import backend_name, manage, process_env, wait_for, wait_for_backends_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, databases=["default", "archive"])]
 
@@ -53,6 +52,13 @@ def _stop(cluster):
     cluster.wait()
 
 
+def _have_results(names):
+    # A scheduled task's group is its schedule's name.
+    done = set(Success.objects.filter(group__in=names).values_list("group", flat=True))
+    done |= set(Failure.objects.filter(group__in=names).values_list("group", flat=True))
+    return done == set(names)
+
+
 @pytest.mark.parametrize("broker", ["orm", "redis"])
 def test_every_schedule_runs_through_a_real_cluster(broker, tmp_path):
     ensure_schedules()
@@ -68,14 +74,7 @@ def test_every_schedule_runs_through_a_real_cluster(broker, tmp_path):
     log = (tmp_path / "qcluster.log").open("w+")
     cluster = manage("qcluster", env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline and cluster.poll() is None:
-            # A scheduled task's group is its schedule's name.
-            done = set(Success.objects.filter(group__in=names).values_list("group", flat=True))
-            done |= set(Failure.objects.filter(group__in=names).values_list("group", flat=True))
-            if done == set(names):
-                break
-            time.sleep(1)
+        wait_for(lambda: cluster.poll() is not None or _have_results(names), timeout=WAIT_SECONDS, interval=1)
         verify = manage("verify_signals", "--json", env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         checks = {check["name"]: check for check in json.loads(verify.communicate(timeout=120)[0])["checks"]}
     finally:
