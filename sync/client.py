@@ -3,7 +3,6 @@
 No database access here: the worker (sync.delivery) records what these return.
 """
 
-import email.utils
 import json
 import logging
 import re
@@ -14,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import requests
+from urllib3.exceptions import InvalidHeader
+from urllib3.util import Retry
 
 from signalhub.secrets import mask_text, mask_url
 from signals.ledger.hashing import canonical_timestamp
@@ -21,6 +22,11 @@ from signals.ledger.hashing import canonical_timestamp
 logger = logging.getLogger(__name__)
 
 BODY_KEEP_BYTES = 4096
+
+# The longest wait a Retry-After header can ask for: a wrong header must not stall a row for ever.
+RETRY_AFTER_MAX = 86400
+# urllib3's parser (it comes with requests); only its Retry-After parsing is used, never its retries.
+_RETRY_AFTER = Retry(total=0, retry_after_max=RETRY_AFTER_MAX)
 
 # What the worker does with an answer.
 DELIVERED, DEAD, PAUSE, RETRY = "delivered", "dead", "pause", "retry"
@@ -104,20 +110,17 @@ class Outcome:
     duration_ms: int = 0
 
 
-def parse_retry_after(value, now=None):
-    """Return the seconds a Retry-After header asks for (delta-seconds or an HTTP date), or None."""
+def parse_retry_after(value):
+    """Return the seconds a Retry-After header asks for (delta-seconds or an HTTP date), or None.
+
+    Never negative, at most RETRY_AFTER_MAX; a value that is neither form is ignored.
+    """
     if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return float(_RETRY_AFTER.parse_retry_after(value))
+    except (InvalidHeader, ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _detail(status, data, text):

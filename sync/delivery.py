@@ -63,8 +63,8 @@ def backoff_seconds(attempts, retry_after=None, rng=random):
     ceiling = min(settings.SIGNALHUB_SYNC_BACKOFF_CAP, settings.SIGNALHUB_SYNC_BACKOFF_BASE * 2 ** max(0, attempts - 1))
     delay = rng.uniform(0, ceiling)
     if retry_after is not None:
-        # Alpine asked for this much; a day at most so a wrong header cannot stall a row for ever.
-        delay = max(delay, min(retry_after, 86400.0))
+        # Alpine asked for this much (already at most client.RETRY_AFTER_MAX).
+        delay = max(delay, min(retry_after, client.RETRY_AFTER_MAX))
     return delay
 
 
