@@ -1,6 +1,8 @@
 import pytest
+import time_machine
 
 import signals.writepath.ingest
+from tests.test_signals.monitor_support import NOW
 
 
 @pytest.fixture
@@ -21,3 +23,10 @@ def sync_off(monkeypatch):
     """Delivery to Alpine switched off by configuration (no ALPINE_API_URL)."""
     for name in ("ALPINE_API_URL", "ARGO_API_KEY", "ALPINE_SYNC_ENABLED", "SIGNALHUB_CONFIG_FILE"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def frozen_clock():
+    """The clock standing at monitor_support.NOW (the monitor_signals tests use it)."""
+    with time_machine.travel(NOW, tick=False):
+        yield

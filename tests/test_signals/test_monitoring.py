@@ -10,9 +10,9 @@ from signalhub import reports
 from signals.models import Signal
 from signals.operations import monitoring
 from tests.support import drop_index, store_signals
-from tests.test_signals.monitor_support import NOW, frozen_clock, monitor  # noqa: F401 (frozen_clock: autouse)
+from tests.test_signals.monitor_support import NOW, monitor
 
-pytestmark = pytest.mark.django_db(databases=["default", "archive"])
+pytestmark = [pytest.mark.django_db(databases=["default", "archive"]), pytest.mark.usefixtures("frozen_clock")]
 
 
 @pytest.fixture(autouse=True)

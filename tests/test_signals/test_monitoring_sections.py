@@ -16,9 +16,9 @@ from sync.models import Delivery, Destination
 from sync.outbox import enqueue_deliveries
 from tests.factories import signal_data
 from tests.support import store_signals
-from tests.test_signals.monitor_support import NOW, frozen_clock, monitor  # noqa: F401 (frozen_clock: autouse)
+from tests.test_signals.monitor_support import NOW, monitor
 
-pytestmark = pytest.mark.django_db(databases=["default", "archive"])
+pytestmark = [pytest.mark.django_db(databases=["default", "archive"]), pytest.mark.usefixtures("frozen_clock")]
 
 
 @pytest.fixture
