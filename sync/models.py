@@ -265,6 +265,7 @@ class Destination(models.Model):
         Destination.objects.filter(pk=self.pk).update(
             paused_until=until, paused_at=now, pause_reason=reason, paused_key_fingerprint=key_fingerprint(key))
         self.paused_until, self.paused_at, self.pause_reason = until, now, reason
+        self.paused_key_fingerprint = key_fingerprint(key)
 
     def record_pass(self, *, last_status_code, any_success, failures, last_error=None, last_error_at=None,
                     pause_reason="", key="", now=None):
@@ -309,3 +310,4 @@ class Destination(models.Model):
         Destination.objects.filter(pk=self.pk).update(
             paused_until=None, paused_at=None, pause_reason="", paused_key_fingerprint="", consecutive_failures=0)
         self.paused_until, self.paused_at, self.pause_reason, self.consecutive_failures = None, None, "", 0
+        self.paused_key_fingerprint = ""
