@@ -112,7 +112,7 @@ def ceiling(count):
 
     from signals.ledger.validation import clean_signal
     from signals.models import Signal
-    from signals.writepath.writer import _FIELDS
+    from signals.writepath.columns import FIELDS as _FIELDS
 
     cleaned = [clean_signal(payload(n)) for n in range(count)]
     now = datetime.now(UTC)

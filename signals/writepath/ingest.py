@@ -35,7 +35,8 @@ from django.db import DatabaseError, connection
 from signals.ledger.validation import clean_signal
 from signals.writepath import journal
 from signals.writepath.journal import JournalUnavailable
-from signals.writepath.writer import in_lanes, segment_writers, write_journal_batch
+from signals.writepath.lanes import in_lanes, segment_writers
+from signals.writepath.writer import write_journal_batch
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class Ingestor:
 
         On PostgreSQL a backlog of several segments is written by up to
         ``SIGNALHUB_FLUSH_WRITERS`` connections at once, one segment each
-        (``signals.writepath.writer.in_lanes``); within a segment, batches go in order.
+        (``signals.writepath.lanes.in_lanes``); within a segment, batches go in order.
         """
         with self.lock:
             snapshot = [(segment, segment.size) for segment in self.segments if segment.read_offset < segment.size]

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from signals.writepath import journal
-from signals.writepath.writer import in_lanes, segment_writers, write_journal_batch
+from signals.writepath.lanes import in_lanes, segment_writers
+from signals.writepath.writer import write_journal_batch
 
 logger = logging.getLogger(__name__)
 

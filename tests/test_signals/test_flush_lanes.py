@@ -12,7 +12,7 @@ from signals.ledger.validation import clean_signal
 from signals.models import Signal, SignalConflict
 from signals.writepath import journal
 from signals.writepath.recovery import replay_dead_segments
-from signals.writepath.writer import in_lanes, segment_writers
+from signals.writepath.lanes import in_lanes, segment_writers
 from sync.models import Delivery
 from tests.factories import signal_data
 

@@ -201,7 +201,7 @@ def assert_stored_as_cleaned(values, fields=journal.LINE_FIELDS):
     for field in fields:
         if field == "created_at" and field not in values:
             continue  # the time of the write
-        expected = values[field] if field in values else writer._DEFAULTS[field]
+        expected = values[field] if field in values else writer.DEFAULTS[field]
         stored = getattr(row, field)
         if isinstance(expected, float) and expected == 0:  # -0.0 == 0.0, but their hashes differ
             assert math.copysign(1, stored) == math.copysign(1, expected), (field, stored, expected)

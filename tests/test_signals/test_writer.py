@@ -124,7 +124,7 @@ def test_fast_path_stores_datetimes_as_django_does(value):
 
     from django.db import connection
 
-    from signals.writepath.writer import sqlite_datetime
+    from signals.writepath.sqlite import sqlite_datetime
 
     moment = datetime.fromisoformat(value)
     if connection.vendor == "sqlite":
