@@ -6,12 +6,13 @@ to 99 and a target and stop around the entry. A signal whose holding period
 has ended is closed by ``signals.ledger.lifecycle.close_outcome``, the same rule the
 ledger uses, so outcomes and P&L agree with the model.
 
-Rows go in with one ``executemany`` (SQLite) or ``COPY`` (PostgreSQL) per
-chunk rather than ``bulk_create``: Django caps a SQLite INSERT at 999
-parameters (about 35 signals a statement), which makes a million rows take
-several times longer. Values still pass
-through each field's ``get_db_prep_save``, so they are stored exactly as the
-ORM would store them, and the table's check constraints vet every row.
+Rows go in through the write path's raw inserts (``signals.writepath.sqlite``
+multi-row ``INSERT ... VALUES``, ``signals.writepath.postgresql`` ``COPY``) in
+chunks, rather than ``bulk_create``, which caps a SQLite INSERT at 999
+parameters (a few dozen signals a statement). Values still pass through each
+field's ``get_db_prep_save``, so they are stored exactly as the ORM would store
+them, and the table's check constraints vet every row. Deliveries are queued
+through the writer, as for any stored signal.
 """
 
 import math
@@ -28,7 +29,8 @@ from signals.ledger.fields import COLUMN_FIELDS
 from signals.ledger.ids import new_signal_id
 from signals.ledger.lifecycle import close_outcome
 from signals.models import Signal
-from sync.outbox import enqueue_deliveries
+from signals.writepath import postgresql, sqlite
+from signals.writepath.writer import queue_deliveries
 
 CHUNK_SIZE = 5_000
 
@@ -167,15 +169,9 @@ def generate_demo_signals(count, *, days=30, seed=None, now=None, chunk_size=CHU
     """
     using = using or router.db_for_write(Signal)
     connection = connections[using]
-    opts = Signal._meta
-    fields = [opts.get_field(name) for name in _FIELDS]
+    fields = [Signal._meta.get_field(name) for name in _FIELDS]
     # Only datetimes and JSON need the database's form; everything else is stored as is.
     prepared = [i for i, f in enumerate(fields) if f.get_internal_type() in ("DateTimeField", "JSONField")]
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        connection.ops.quote_name(opts.db_table),
-        ", ".join(connection.ops.quote_name(f.column) for f in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
     stored = 0
     chunk = []
     with tqdm(total=count, unit="signal", unit_scale=True, disable=not progress, desc="demo signals") as bar:
@@ -186,30 +182,25 @@ def generate_demo_signals(count, *, days=30, seed=None, now=None, chunk_size=CHU
                     row[i] = fields[i].get_db_prep_save(row[i], connection)
             chunk.append(row)
             if len(chunk) >= chunk_size:
-                stored += _insert(connection, sql, chunk)
+                stored += _insert(connection, chunk)
                 bar.update(len(chunk))
                 chunk = []
         if chunk:
-            stored += _insert(connection, sql, chunk)
+            stored += _insert(connection, chunk)
             bar.update(len(chunk))
     return stored
 
 
-def _insert(connection, sql, rows):
+def _insert(connection, rows):
     with transaction.atomic(using=connection.alias):
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # COPY is several times faster than executemany for a million rows.
-                copy_sql = sql.replace("INSERT INTO", "COPY", 1).split(" VALUES ")[0] + " FROM STDIN"
-                with cursor.cursor.copy(copy_sql) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                postgresql.copy_rows(connection, cursor, connection.ops.quote_name(Signal._meta.db_table), rows)
+        else:
+            sqlite.insert_rows(connection, rows)
         if connection.alias == DEFAULT_DB_ALIAS:
             # Demo signals are queued for delivery like any other (the outbox
             # works on the main database; scratch databases of the benchmarks
             # are left without).
-            enqueue_deliveries([row[_SIGNAL_ID] for row in rows])
+            queue_deliveries([row[_SIGNAL_ID] for row in rows])
     return len(rows)
-
