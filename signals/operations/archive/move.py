@@ -45,9 +45,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 5_000
 # SQLite page cache for a move, in KiB (the default is 2 MiB): deleting from and
-# inserting into seven indexes touches pages all over a large file. A fixed
-# amount, so memory stays bounded whatever the number of rows moved.
-SQLITE_MOVE_CACHE_KIB = 32_768
+# inserting into seven indexes touches pages all over a large file. A fixed,
+# modest amount: the cache fills as more rows move, so a larger one shows as
+# memory growing with the rows moved (docs/benchmarks.md).
+SQLITE_MOVE_CACHE_KIB = 8_192
 
 
 @dataclass

@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 
 # The attached source's name on the target's connection.
 SOURCE = "archive_source"
-# Page cache of the attached source, in KiB; see move.SQLITE_MOVE_CACHE_KIB.
-SOURCE_CACHE_KIB = 32_768
+# Page cache of the attached source, in KiB (SQLite's default): it is read
+# in key order, once per batch, so a larger cache only adds memory.
+SOURCE_CACHE_KIB = 2_048
 
 
 def _database_file(using):
