@@ -29,12 +29,12 @@ import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from django.db import connections, transaction
 from django.db.models import Q
 from tqdm import tqdm
 
+from signalhub import databases
 from signals.models import Signal
 from signals.operations.archive.copier import RowCopier
 from signals.operations.archive.sqlite import AttachedCopier
@@ -156,40 +156,9 @@ def move_signals(signals, *, source, target, command, batch_size=DEFAULT_BATCH_S
 
 # Commands' entry points -------------------------------------------------------------------
 
-def database_size(using):
-    """Return the size in bytes of the database behind ``using`` (SQLite: the file and its WAL)."""
-    connection = connections[using]
-    if connection.vendor == "sqlite":
-        path = Path(connection.settings_dict["NAME"])
-        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_database_size(current_database())")
-            return cursor.fetchone()[0]
-    return None
-
-
 def reclaim_space(using=MAIN):
-    """Give the space of deleted rows back (SQLite VACUUM or incremental vacuum; PostgreSQL VACUUM ANALYZE)."""
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("PRAGMA auto_vacuum")
-            if cursor.fetchone()[0] == 2:
-                cursor.execute("PRAGMA incremental_vacuum")
-                how = "incremental vacuum"
-            else:
-                cursor.execute("VACUUM")
-                how = "VACUUM"
-            # VACUUM writes through the WAL; truncate it so the disk space returns too.
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            return how
-        if connection.vendor == "postgresql":
-            quote = connection.ops.quote_name
-            for model in [Signal, *(child for child, _ in related_links())]:
-                cursor.execute(f"VACUUM ANALYZE {quote(model._meta.db_table)}")
-            return "VACUUM ANALYZE"
-    return "not supported"
+    """Give back the space of the moved signals' rows; return how (see signalhub.databases.reclaim_space)."""
+    return databases.reclaim_space(using, [model._meta.db_table for model in [Signal, *(c for c, _ in related_links())]])
 
 
 def archive_signals(*, cutoff, include_undelivered=False, dry_run=False, batch_size=DEFAULT_BATCH_SIZE,
@@ -206,7 +175,7 @@ def archive_signals(*, cutoff, include_undelivered=False, dry_run=False, batch_s
         result.kept_in_source = Signal._base_manager.using(MAIN).filter(created_at__lt=cutoff).count()
         if vacuum and result.moved:
             result.vacuum = reclaim_space(MAIN)
-    result.source_bytes, result.target_bytes = database_size(MAIN), database_size(ARCHIVE)
+    result.source_bytes, result.target_bytes = databases.database_size(MAIN), databases.database_size(ARCHIVE)
     logger.info("%s", result.summary_line())
     return result
 
@@ -222,6 +191,6 @@ def restore_signals(*, since=None, until=None, symbols=None, signal_ids=None, dr
         result = move_signals(signals, source=ARCHIVE, target=MAIN, command="restore_signals",
                               batch_size=batch_size, progress=progress)
     result.vacuum = "not needed (the archive is not shrunk)"
-    result.source_bytes, result.target_bytes = database_size(ARCHIVE), database_size(MAIN)
+    result.source_bytes, result.target_bytes = databases.database_size(ARCHIVE), databases.database_size(MAIN)
     logger.info("%s", result.summary_line())
     return result
