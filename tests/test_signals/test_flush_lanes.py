@@ -5,6 +5,7 @@ import threading
 import pytest
 from django.db import OperationalError, connection, connections
 
+import signals.writepath.flusher
 import signals.writepath.ingest
 import signals.writepath.recovery
 from signals.ingest import flush_pending, log_signal
@@ -93,7 +94,7 @@ def test_a_backlog_of_segments_is_written_side_by_side_each_signal_once(journal_
     settings.SIGNALHUB_BATCH_SIZE = 100_000
     settings.SIGNALHUB_BATCH_TIMEOUT = 3600
     settings.SIGNALHUB_FLUSH_WRITERS = 2
-    seen = spy_on_batches(monkeypatch, signals.writepath.ingest)
+    seen = spy_on_batches(monkeypatch, signals.writepath.flusher)
     ids = [log_signal(signal_data()) for _ in range(400)]
     assert len(signals.writepath.ingest.get_ingestor().segments) > 4
 
@@ -144,7 +145,7 @@ def test_a_lane_that_fails_loses_nothing_and_the_retry_stores_the_rest_once(jour
     settings.SIGNALHUB_BATCH_SIZE = 100_000
     settings.SIGNALHUB_BATCH_TIMEOUT = 3600
     settings.SIGNALHUB_FLUSH_WRITERS = 2
-    real = signals.writepath.ingest.write_journal_batch
+    real = signals.writepath.flusher.write_journal_batch
     failed, written = [], []
 
     def fails_once_in_a_lane(*args, **kwargs):
@@ -155,7 +156,7 @@ def test_a_lane_that_fails_loses_nothing_and_the_retry_stores_the_rest_once(jour
         written.append(args[1:3])  # (segment, offset): what the other lane committed is not written again
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(signals.writepath.ingest, "write_journal_batch", fails_once_in_a_lane)
+    monkeypatch.setattr(signals.writepath.flusher, "write_journal_batch", fails_once_in_a_lane)
     ids = [log_signal(signal_data()) for _ in range(400)]
     second_segment = signals.writepath.ingest.get_ingestor().segments[1].name
 

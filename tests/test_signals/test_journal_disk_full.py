@@ -112,7 +112,7 @@ def test_a_full_disk_refuses_the_signal_and_leaves_counts_and_segment_as_they_we
     assert sorted(Signal.objects.values_list("signal_id", flat=True)) == sorted(journaled)
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="signals.writepath.ingest"):
+    with caplog.at_level(logging.WARNING, logger="signals.writepath.flusher"):
         ingestor.shutdown(timeout=5)
     assert not [record for record in caplog.records if "not yet stored" in record.getMessage()]
     assert journal.segment_paths(journal_on_small_disk) == []
@@ -132,7 +132,7 @@ def test_a_full_disk_after_the_commit_leaves_the_stored_signals_counted(journal_
     later = log_signal(signal_data(signal_id="DONE-LATER"))
     assert flush_pending(timeout=20) == 1 and Signal.objects.filter(signal_id=later).exists()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="signals.writepath.ingest"):
+    with caplog.at_level(logging.WARNING, logger="signals.writepath.flusher"):
         ingestor.shutdown(timeout=5)
     assert not [record for record in caplog.records if "not yet stored" in record.getMessage()]
     assert journal.segment_paths(journal_on_small_disk) == []
