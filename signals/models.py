@@ -29,7 +29,6 @@ from signals.ledger.fields import (
 )
 from signals.ledger.lifecycle import close_outcome
 
-FUTURE_TOLERANCE = timedelta(days=1)
 # The bounds live in the field catalogue; callers import these from here too.
 METADATA_MAX_BYTES, METADATA_MAX_DEPTH = fields.METADATA_MAX_BYTES, fields.METADATA_MAX_DEPTH
 SOURCES_COUNT_MAX = fields.SOURCES_COUNT_MAX

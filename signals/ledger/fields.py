@@ -6,6 +6,9 @@ this one. The model declares the columns themselves, as Django needs; a test
 holds the two in agreement. Plain Python, importable without Django set up.
 """
 
+import re
+from datetime import timedelta
+
 from signals.ledger.hashing import DEFAULT_STRATEGY
 
 # Bounds ------------------------------------------------------------------------------
@@ -27,6 +30,10 @@ METADATA_MAX_DEPTH = 32
 SOURCES_COUNT_MAX = 2**31 - 1
 # Bounds P&L so NaN and infinity stay out on PostgreSQL (see MAX_PRICE).
 PROFIT_LOSS_MAX = 1e15
+SYMBOL_RE = re.compile(f"[{SYMBOL_CHARS}]+")
+SHA256_RE = re.compile("[0-9a-f]{64}")
+# A timestamp further ahead than this is refused.
+FUTURE_TOLERANCE = timedelta(days=1)
 # Text limits: the columns' max_length, and what validation refuses beyond.
 MAX_LENGTHS = {
     "signal_id": 100,
@@ -52,6 +59,9 @@ GENERATOR_FIELDS = (
     "strategy", "asset_type", "data_source", "timestamp", "sha256", "reasoning", "regime",
     "consensus_agreement", "sources_count", "service_type", "generated_by", "metadata",
 )
+# Other names the Alpine contract accepts for a field; the second name wins
+# when both are sent (as the receiver does for verification_hash).
+ALIASES = {"take_profit": "target_price", "stop_loss": "stop_price", "verification_hash": "sha256"}
 # Text a generator may leave out: the value stored instead (the model's defaults).
 TEXT_DEFAULTS = {
     "strategy": DEFAULT_STRATEGY,

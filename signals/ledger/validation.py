@@ -4,12 +4,12 @@
 the values a ``Signal`` row is made of, or raises Django's ``ValidationError``
 whose ``message_dict`` names every bad field with the reason. Nothing is
 written here. It is on the hot path of ``log_signal``, so it is plain Python
-rather than a Django form.
+rather than a Django form; the common case (a plain dict of valid fields) is
+``signals.ledger.common``, and this module gives the errors.
 """
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,47 +17,31 @@ from decimal import Decimal
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 
-from signals.ledger import hashing
-from signals.ledger.ids import new_signal_id
-from signals.ledger.storable import (
-    UNSTORABLE_TEXT, MetadataError, clean_json, plain, plain_items, shown, unstorable,
-)
-from signals.models import (
+from signals.ledger import fields, hashing
+from signals.ledger.common import COMMON_KEYS, clean_common
+from signals.ledger.fields import (
     ACTIONS,
+    ALIASES,
     FUTURE_TOLERANCE,
     MAX_LENGTHS,
     MAX_PRICE,
     METADATA_MAX_BYTES,
+    OPTIONAL_TEXT,
     OUTCOMES,
     PROFIT_LOSS_MAX,
+    SHA256_RE,
     SOURCES_COUNT_MAX,
-    SYMBOL_CHARS,
+    SYMBOL_RE,
+    TEXT_DEFAULTS,
+)
+from signals.ledger.ids import new_signal_id
+from signals.ledger.storable import (
+    UNSTORABLE_TEXT, MetadataError, clean_json, plain, plain_items, shown, unstorable,
 )
 
-SYMBOL_RE = re.compile(f"[{SYMBOL_CHARS}]+")
-SHA256_RE = re.compile("[0-9a-f]{64}")
-
-# Aliases the Alpine contract accepts; the second name wins when both are sent
-# (as the receiver does for verification_hash).
-ALIASES = {"take_profit": "target_price", "stop_loss": "stop_price", "verification_hash": "sha256"}
-
-GENERATOR_TEXT_DEFAULTS = {
-    "strategy": hashing.DEFAULT_STRATEGY,
-    "asset_type": "stock",
-    "data_source": "weighted_consensus",
-    "service_type": "both",
-    "generated_by": "signal_generator",
-}
-OPTIONAL_TEXT = ("regime", "reasoning")
-LIFECYCLE_FIELDS = (
-    "outcome", "exit_price", "exit_timestamp", "profit_loss_pct", "order_id", "executor_id",
-    "created_at", "legacy_sha256",
-)
-KNOWN_FIELDS = {
-    "signal_id", "symbol", "action", "entry_price", "target_price", "stop_price", "confidence",
-    "timestamp", "sha256", "consensus_agreement", "sources_count", "metadata",
-    *GENERATOR_TEXT_DEFAULTS, *OPTIONAL_TEXT, *ALIASES,
-}
+# What a generator may not set: cleaned as such for imports, refused otherwise.
+LIFECYCLE_FIELDS = (*fields.LIFECYCLE_FIELDS, *fields.PROVENANCE_FIELDS)
+KNOWN_FIELDS = {*fields.GENERATOR_FIELDS, *ALIASES}
 
 # Lifecycle fields are cleaned as such (imports) or refused (generators), never
 # also copied into metadata.
@@ -221,7 +205,7 @@ def clean_signal(data, *, lifecycle=False, now=None):
     """
     if not lifecycle and type(data) is dict:
         try:
-            values = _clean_common(data, now or timezone.now()) if data.keys() <= COMMON_KEYS else None
+            values = clean_common(data, now or timezone.now()) if data.keys() <= COMMON_KEYS else None
         except Exception:
             # Only the caller's own objects can raise here (a key's __eq__ or
             # __hash__, a tzinfo): the general path reads them safely and names
@@ -230,123 +214,6 @@ def clean_signal(data, *, lifecycle=False, now=None):
         if values is not None:
             return values
     return _clean_general(data, lifecycle=lifecycle, now=now)
-
-
-# The common case, on log_signal's hot path --------------------------------------------
-#
-# A plain dict of known generator fields, every one valid, numbers as numbers:
-# one pass with no error bookkeeping, no copy of the input and no calls per
-# field. It returns exactly what the general path returns, or None as soon as
-# anything is unusual (a wrong value, text for a number, an alias, metadata,
-# a supplied hash that does not match), and the general path then produces the
-# result or the errors with their usual messages. A test compares the two.
-
-COMMON_KEYS = frozenset(KNOWN_FIELDS - {"metadata", *ALIASES})
-_TEXT_FIELDS = tuple((field, default, MAX_LENGTHS[field], True) for field, default in GENERATOR_TEXT_DEFAULTS.items()) + tuple(
-    (field, "", MAX_LENGTHS[field], field != "reasoning") for field in OPTIONAL_TEXT)
-_SIGNAL_ID_MAX = MAX_LENGTHS["signal_id"]
-_SYMBOL_MAX = MAX_LENGTHS["symbol"]
-_symbol_match = SYMBOL_RE.fullmatch
-_sha256_match = SHA256_RE.fullmatch
-_finite = math.isfinite
-
-
-def _common_price(value):
-    kind = type(value)
-    if kind is float or kind is int:
-        try:
-            value = float(value)
-        except OverflowError:
-            return None
-        if _finite(value) and 0 < value <= MAX_PRICE:
-            return value
-    return None
-
-
-def _common_percent(value):
-    kind = type(value)
-    # Compared before float(): a huge int would overflow; NaN fails the comparison.
-    if (kind is float or kind is int) and 0 <= value <= 100:
-        return float(value) + 0.0  # -0.0 as 0.0, as in _number
-    return None
-
-
-def _clean_common(data, now):
-    get = data.get
-    signal_id = get("signal_id")
-    if signal_id is None or (type(signal_id) is str and not signal_id):
-        signal_id = new_signal_id()
-    elif (type(signal_id) is not str or len(signal_id) > _SIGNAL_ID_MAX or not signal_id.isprintable()
-          or signal_id != signal_id.strip()):
-        return None
-    symbol, action = get("symbol"), get("action")
-    if type(symbol) is not str or type(action) is not str:
-        return None
-    symbol, action = symbol.strip().upper(), action.strip().upper()
-    if len(symbol) > _SYMBOL_MAX or not _symbol_match(symbol) or action not in ACTIONS:
-        return None
-    entry_price = _common_price(get("entry_price"))
-    confidence = _common_percent(get("confidence"))
-    if entry_price is None or confidence is None:
-        return None
-    values = {"signal_id": signal_id, "symbol": symbol, "action": action, "entry_price": entry_price}
-    for field in ("target_price", "stop_price"):
-        value = get(field)
-        if value is not None:
-            value = _common_price(value)
-            if value is None:
-                return None
-            values[field] = value
-    values["confidence"] = confidence
-    value = get("consensus_agreement")
-    if value is not None:
-        value = _common_percent(value)
-        if value is None:
-            return None
-        values["consensus_agreement"] = value
-    value = get("sources_count")
-    if value is not None:
-        if type(value) is not int or not 0 <= value <= SOURCES_COUNT_MAX:
-            return None
-        values["sources_count"] = value
-    for field, default, limit, printable in _TEXT_FIELDS:
-        value = get(field)
-        if value is None or (type(value) is str and not value):
-            values[field] = default
-        elif type(value) is not str or len(value) > limit or (
-                not value.isprintable() if printable else unstorable(value)):
-            # (not printable covers NUL and lone surrogates)
-            return None
-        else:
-            values[field] = value
-    timestamp = get("timestamp")
-    if timestamp is None or (type(timestamp) is str and not timestamp):
-        timestamp = now
-    else:
-        if type(timestamp) is str:
-            try:
-                timestamp = datetime.fromisoformat(timestamp.strip())
-            except ValueError:
-                return None
-        elif type(timestamp) is not datetime:
-            return None  # a subclass may override astimezone(): the general path copies it first
-        try:
-            timestamp = timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC)
-        except (OverflowError, ValueError, TypeError):
-            return None
-        if timestamp > now + FUTURE_TOLERANCE:
-            return None
-    if timestamp.tzinfo is not UTC:
-        return None  # a caller's ``now`` in another zone: hashed after conversion, by the general path
-    values["timestamp"] = timestamp
-    values["metadata"] = {}
-    values["sha256"] = digest = hashing.hash_cleaned(
-        signal_id, symbol, action, entry_price, values.get("target_price"), values.get("stop_price"),
-        confidence, values["strategy"], timestamp)
-    supplied = get("sha256")
-    if not (supplied is None or (type(supplied) is str and not supplied)) and (type(supplied) is not str or supplied.lower() != digest):
-        return None
-    return values
 
 
 def _plain_fields(data):
@@ -425,7 +292,7 @@ def _clean_general(data, *, lifecycle, now):
         else:
             values["sources_count"] = int(sources_count)
 
-    for field, default in GENERATOR_TEXT_DEFAULTS.items():
+    for field, default in TEXT_DEFAULTS.items():
         values[field] = _text(data, field, errors, default=default)
     for field in OPTIONAL_TEXT:
         values[field] = _text(data, field, errors, default="", printable=(field != "reasoning"))

@@ -6,7 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from signals.ledger.hashing import compute_hash, hash_cleaned
-from signals.ledger.validation import _clean_common, _clean_general, clean_signal
+from signals.ledger.common import clean_common as _clean_common
+from signals.ledger.validation import _clean_general, clean_signal
 from signals.writepath import journal
 from tests.factories import signal_data
 
