@@ -1,1 +1,1 @@
-"""The ledger's rules: validation, hashing, lifecycle, lookups and signal ids."""
+"""The ledger's rules: the field catalogue, validation, hashing, lifecycle, lookups and signal ids."""
