@@ -1,7 +1,8 @@
 """Archive and restore: move signals, with the rows that hang off them, between the main and the archive database.
 
-``selection`` chooses which signals move, ``copier`` copies, reads back and
-compares a batch, and ``move`` runs the batches under their lock, then vacuums.
+``selection`` chooses which signals move; ``copier`` copies a batch, reads it
+back and compares it between any two databases, ``sqlite`` does the same in
+SQL between two SQLite files; ``move`` runs the batches, then vacuums.
 """
 
 from signals.operations.archive.copier import ArchiveError, _Table
