@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from signalhub.locks import LockHeld, command_lock
 from signals.operations import archive
 
-# Exit codes (README "Operations"): 0 done, 1 a batch failed or conflicts remain,
+# Exit codes (docs/operations.md): 0 done, 1 a batch failed or conflicts remain,
 # 2 bad arguments, 3 another run holds the lock.
 EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
 
