@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
@@ -79,25 +79,8 @@ def claim_batch(*, limit, now=None, ids=None):
     now = now or timezone.now()
     owner = new_owner()
     lease_until = now + timedelta(seconds=settings.SIGNALHUB_SYNC_LEASE_SECONDS)
-    values = {"state": Delivery.State.SENDING, "lease_owner": owner, "lease_until": lease_until,
-              "next_attempt_at": lease_until, "attempt_count": F("attempt_count") + 1}
-    due = Delivery.objects.due(now)
-    if ids is not None:
-        due = due.filter(pk__in=ids)
-    if connection.vendor == "postgresql":
-        # Rows another worker has locked are skipped, not waited for.
-        with transaction.atomic():
-            pks = list(due.order_by("next_attempt_at").select_for_update(skip_locked=True)
-                       .values_list("pk", flat=True)[:limit])
-            if pks:
-                Delivery.objects.filter(pk__in=pks).update(**values)
-    else:
-        # SQLite has one writer: a conditional UPDATE that re-checks "still due"
-        # is the compare-and-set; rows another worker took meanwhile do not match.
-        pks = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-        if pks:
-            with transaction.atomic():
-                Delivery.objects.due(now).filter(pk__in=pks).update(**values)
+    candidates = Delivery.objects.all() if ids is None else Delivery.objects.filter(pk__in=ids)
+    pks = candidates.claim(owner, lease_until, limit=limit, now=now)
     if not pks:
         return owner, []
     rows = list(Delivery.objects.filter(pk__in=pks, lease_owner=owner).select_related("signal"))

@@ -10,7 +10,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, transaction
 from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
@@ -43,6 +43,30 @@ class DeliveryQuerySet(models.QuerySet):
         undelivered = RawSQL(UNDELIVERED_SQL, [], output_field=models.BooleanField())
         return self.filter(undelivered, next_attempt_at__lte=now).filter(
             Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+
+    def claim(self, owner, lease_until, *, limit, now):
+        """Put up to ``limit`` of these rows that are due under ``owner``'s lease; return their keys.
+
+        Each claimed row counts an attempt, and its next_attempt_at becomes the
+        lease's end: if the worker dies, the row is due again once it passes.
+        """
+        values = {"state": Delivery.State.SENDING, "lease_owner": owner, "lease_until": lease_until,
+                  "next_attempt_at": lease_until, "attempt_count": F("attempt_count") + 1}
+        due = self.due(now).order_by("next_attempt_at")
+        if connections[self.db].vendor == "postgresql":
+            # Rows another worker has locked are skipped, not waited for.
+            with transaction.atomic(using=self.db):
+                pks = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+                if pks:
+                    Delivery.objects.filter(pk__in=pks).update(**values)
+            return pks
+        # SQLite has one writer: a conditional UPDATE that re-checks "still due"
+        # is the compare-and-set; rows another worker took meanwhile do not match.
+        pks = list(due.values_list("pk", flat=True)[:limit])
+        if pks:
+            with transaction.atomic(using=self.db):
+                Delivery.objects.due(now).filter(pk__in=pks).update(**values)
+        return pks
 
     def dead_since(self, since):
         """Dead rows whose last attempt was at or after ``since`` (served by delivery_dead_idx)."""
