@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.checks import Error, Info, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from signalhub.secrets import mask_text, mask_url
+
 
 def url_problem(url):
     """Return what is wrong with Alpine's base URL, or '' when it is well formed."""
@@ -36,7 +38,10 @@ def check_alpine_config(app_configs=None, **kwargs):
     messages = []
     problem = url_problem(config.api_url) if config.api_url else ""
     if problem:
-        messages.append(Error(f"ALPINE_API_URL={config.api_url!r} is not a well-formed URL: {problem}.",
+        # Checks print on every manage.py command: neither the URL nor the parser's
+        # complaint (which may quote a piece of the password) is shown raw.
+        messages.append(Error(f"ALPINE_API_URL={mask_url(config.api_url)!r} is not a well-formed URL: "
+                              f"{mask_text(problem, config.api_url)}.",
                               hint="Give the base URL of Alpine, e.g. https://alpine.internal:8000", id="sync.E002"))
     if not config.active:
         messages.append(Info(f"{config.off_reason}; signals wait as pending until it is on.", id="sync.I001"))
