@@ -19,9 +19,10 @@ def database_size(using):
 
 
 def reclaim_space(using, tables):
-    """Give the space of deleted rows back and return how: SQLite's (incremental) VACUUM, or VACUUM ANALYZE of ``tables``.
+    """Give the space of deleted rows back and return how it was done.
 
-    SQLite vacuums the whole file, so ``tables`` only matters on PostgreSQL.
+    SQLite: VACUUM (or the incremental vacuum) of the whole file, then the WAL
+    truncated. PostgreSQL: VACUUM ANALYZE of each of ``tables``.
     """
     connection = connections[using]
     with connection.cursor() as cursor:

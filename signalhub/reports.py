@@ -4,8 +4,6 @@ The project package composes the two apps' reports, so that neither app
 imports the other to report on it (dependencies run sync -> signals).
 """
 
-from django.utils import timezone
-
 from signals.operations import monitoring, verification
 from sync import health
 
@@ -35,5 +33,5 @@ def render_text(report):
 
 def run_checks(*, deep=False, progress=None, now=None):
     """Return verify_signals' numbered Checks: the ledger's, with Alpine's after the schedules'."""
-    return verification.run_checks(deep=deep, progress=progress, now=now or timezone.now(),
+    return verification.run_checks(deep=deep, progress=progress, now=now,
                                    other_checks=[health.sync_checks], related=PROBE_RELATED)
