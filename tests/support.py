@@ -222,3 +222,33 @@ def wait_for_backends_gone(name, timeout=60.0, using="default"):
     if not wait_for(lambda: not backends_named(name, using), timeout, interval=0.02):
         raise AssertionError(f"the killed process's database sessions ({name}) were still there after "
                              f"{timeout} s: {backends_named(name, using)}")
+
+
+# The Signal admin's small ledger ---------------------------------------------------------
+
+ADMIN_NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def admin_signal(created_at=None, **overrides):
+    """Store one valid signal (validated at ADMIN_NOW), stored at ``created_at`` when given."""
+    values = clean_signal(signal_data(**overrides), now=ADMIN_NOW)
+    if created_at is not None:
+        values["created_at"] = created_at
+    return Signal.objects.create(**values)
+
+
+def admin_desk():
+    """A small ledger with one signal per interesting case, keyed by name."""
+    rows = {
+        "new_buy": admin_signal(created_at=ADMIN_NOW - timedelta(hours=1), symbol="AAPL", action="BUY", confidence=92),
+        "sell_crypto": admin_signal(created_at=ADMIN_NOW - timedelta(days=3), symbol="BTC-USD", action="SELL", asset_type="crypto",
+                               entry_price=60_000.0, target_price=57_000.0, stop_price=61_500.0, confidence=80),
+        "won": admin_signal(created_at=ADMIN_NOW - timedelta(days=10), symbol="MSFT", confidence=70),
+        "lost": admin_signal(created_at=ADMIN_NOW - timedelta(days=20), symbol="NVDA", confidence=50),
+        "old": admin_signal(created_at=ADMIN_NOW - timedelta(days=45), symbol="SPY", asset_type="etf", confidence=60),
+    }
+    rows["won"].close(112.0, exit_timestamp=ADMIN_NOW - timedelta(days=9))
+    rows["lost"].close(90.0, exit_timestamp=ADMIN_NOW - timedelta(days=19))
+    rows["old"].close(101.0, exit_timestamp=ADMIN_NOW - timedelta(days=44))
+    rows["won"].record_execution("ORD-777", "executor-1")
+    return rows

@@ -1,7 +1,10 @@
 import pytest
 import time_machine
 
+from django.contrib.auth.models import Permission, User
+
 import signals.writepath.ingest
+from tests.support import admin_desk
 from tests.test_signals.monitor_support import NOW
 
 
@@ -30,3 +33,20 @@ def frozen_clock():
     """The clock standing at monitor_support.NOW (the monitor_signals tests use it)."""
     with time_machine.travel(NOW, tick=False):
         yield
+
+
+@pytest.fixture
+def staff_client(client):
+    # Every permission the model has: the admin itself must refuse add, change and delete.
+    user = User.objects.create_user("desk", password="not-used", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="signals", content_type__model="signal"))
+    # The CSV export also takes the delivery operators' permission.
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="sync", codename="operate_delivery"))
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def desk():
+    """The Signal admin's small ledger: one signal per interesting case, keyed by name."""
+    return admin_desk()

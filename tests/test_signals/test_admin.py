@@ -1,24 +1,20 @@
-"""The Signal admin as a logged-in staff member sees it: list, filters, search, detail, export."""
+"""The Signal admin as a logged-in staff member sees it: list, filters, search, detail (the export: test_admin_export)."""
 
-import csv
-import io
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Permission, User
 from django.db import connection
-from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 
-from signals.admin import export, paging
-from signals.ledger.validation import clean_signal
+from signals.admin import paging
 from signals.models import Signal
 from tests.factories import signal_data
+from tests.support import ADMIN_NOW as NOW
+from tests.support import admin_signal as _signal
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LIST_URL = "/admin/signals/signal/"
 EXPORT_URL = "/admin/signals/signal/export/"
 
@@ -29,24 +25,6 @@ def _frozen_clock():
         yield
 
 
-@pytest.fixture
-def staff_client(client):
-    # Every permission the model has: the admin itself must refuse add, change and delete.
-    user = User.objects.create_user("desk", password="not-used", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="signals", content_type__model="signal"))
-    # The CSV export also takes the delivery operators' permission.
-    user.user_permissions.add(Permission.objects.get(content_type__app_label="sync", codename="operate_delivery"))
-    client.force_login(user)
-    return client
-
-
-def _signal(created_at=None, **overrides):
-    values = clean_signal(signal_data(**overrides), now=NOW)
-    if created_at is not None:
-        values["created_at"] = created_at
-    return Signal.objects.create(**values)
-
-
 def _listed(response):
     assert response.status_code == 200
     return [signal.signal_id for signal in response.context["cl"].result_list]
@@ -54,24 +32,6 @@ def _listed(response):
 
 def _ids(*signals):
     return {signal.signal_id for signal in signals}
-
-
-@pytest.fixture
-def desk():
-    """A small ledger with one signal per interesting case, keyed by name."""
-    rows = {
-        "new_buy": _signal(created_at=NOW - timedelta(hours=1), symbol="AAPL", action="BUY", confidence=92),
-        "sell_crypto": _signal(created_at=NOW - timedelta(days=3), symbol="BTC-USD", action="SELL", asset_type="crypto",
-                               entry_price=60_000.0, target_price=57_000.0, stop_price=61_500.0, confidence=80),
-        "won": _signal(created_at=NOW - timedelta(days=10), symbol="MSFT", confidence=70),
-        "lost": _signal(created_at=NOW - timedelta(days=20), symbol="NVDA", confidence=50),
-        "old": _signal(created_at=NOW - timedelta(days=45), symbol="SPY", asset_type="etf", confidence=60),
-    }
-    rows["won"].close(112.0, exit_timestamp=NOW - timedelta(days=9))
-    rows["lost"].close(90.0, exit_timestamp=NOW - timedelta(days=19))
-    rows["old"].close(101.0, exit_timestamp=NOW - timedelta(days=44))
-    rows["won"].record_execution("ORD-777", "executor-1")
-    return rows
 
 
 # The list -----------------------------------------------------------------------------
@@ -354,77 +314,3 @@ def test_no_add_and_no_delete(staff_client, desk):
     listing = staff_client.get(LIST_URL)
     assert "delete_selected" not in listing.content.decode()
     assert f'href="{LIST_URL}add/"' not in listing.content.decode()
-
-
-# CSV export -------------------------------------------------------------------------------
-
-def _csv_rows(response):
-    assert isinstance(response, StreamingHttpResponse)
-    body = b"".join(response.streaming_content).decode()
-    return list(csv.DictReader(io.StringIO(body)))
-
-
-def test_changelist_links_to_export_with_current_filters(staff_client, desk):
-    html = staff_client.get(LIST_URL, {"action": "SELL", "q": "BTC-USD"}).content.decode()
-
-    assert f'href="{EXPORT_URL}?action=SELL&amp;q=BTC-USD"' in html
-
-
-def test_export_streams_the_filtered_list_as_csv(staff_client, desk):
-    response = staff_client.get(EXPORT_URL, {"outcome": "open"})
-
-    assert response.status_code == 200
-    assert response.streaming
-    assert response["Content-Type"].startswith("text/csv")
-    assert "attachment;" in response["Content-Disposition"]
-    rows = _csv_rows(response)
-    assert [row["signal_id"] for row in rows] == [desk["new_buy"].signal_id, desk["sell_crypto"].signal_id]
-    assert list(rows[0]) == list(export.COLUMNS)
-    crypto = rows[1]
-    assert crypto["symbol"] == "BTC-USD" and crypto["action"] == "SELL"
-    assert crypto["entry_price"] == "60000.0"
-    assert crypto["outcome"] == "" and crypto["exit_price"] == ""
-    assert crypto["timestamp"] == "2025-11-18T14:30:00+00:00"
-    assert crypto["sha256"] == desk["sell_crypto"].sha256
-    assert crypto["metadata"] == "{}"
-
-
-def test_export_follows_search_and_lifecycle(staff_client, desk):
-    rows = _csv_rows(staff_client.get(EXPORT_URL, {"q": "ORD-777"}))
-
-    assert len(rows) == 1
-    assert rows[0]["outcome"] == "win"
-    assert rows[0]["profit_loss_pct"] == "12.0"
-    assert rows[0]["order_id"] == "ORD-777"
-
-
-def test_export_of_the_whole_list_comes_in_chunks(staff_client, desk, monkeypatch):
-    monkeypatch.setattr(export, "ROWS_PER_CHUNK", 2)
-
-    response = staff_client.get(EXPORT_URL)
-    chunks = list(response.streaming_content)
-
-    assert len(chunks) == 1 + 3  # header, then 2 + 2 + 1 rows
-    assert b"".join(chunks).decode().count("\n") == len(desk) + 1
-
-
-def test_export_neutralises_text_a_spreadsheet_would_run(staff_client):
-    _signal(reasoning="=HYPERLINK(\"http://example.invalid\")")
-
-    rows = _csv_rows(staff_client.get(EXPORT_URL))
-
-    assert rows[0]["reasoning"].startswith("'=HYPERLINK")
-
-
-def test_export_needs_a_staff_login(client, desk):
-    response = client.get(EXPORT_URL)
-
-    assert response.status_code == 302
-    assert "/admin/login/" in response["Location"]
-
-
-def test_export_needs_view_permission(client, desk):
-    user = User.objects.create_user("guest", password="not-used", is_staff=True)
-    client.force_login(user)
-
-    assert client.get(EXPORT_URL).status_code == 403
