@@ -2,16 +2,41 @@
 
 import re
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import get_fields_from_path
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, SuspiciousOperation
 from django.db import models
+from django.utils.text import smart_split
 
 # Operating deliveries (retry, cancel, resume, retry dead since) and exporting the ledger.
 OPERATE_DELIVERY = "sync.operate_delivery"
 
 # A query parameter may be named back to the user only when it looks like one of ours.
 _PLAIN_PARAMETER = re.compile(r"[A-Za-z0-9_]{1,64}")
+# Words of a search that Django's search turns into conditions: each word is an
+# OR over the search fields, and thousands of them make SQLite refuse the query
+# ("Expression tree is too large"), a 500.
+SEARCH_WORDS_MAX = 10
+
+
+class NulInQuery(SuspiciousOperation):
+    """A query key or value holds a NUL: PostgreSQL refuses it in any text parameter, so it is a 400, not a 500."""
+
+
+def nul_parameter(query):
+    """Return the first key of ``query`` (a QueryDict) whose name or one of whose values holds a NUL, else None."""
+    for key, values in query.lists():
+        if "\x00" in key or any("\x00" in value for value in values):
+            return key
+    return None
+
+
+def refuse_nul(*queries):
+    """Raise NulInQuery if a key or value of ``queries`` holds a NUL (Django answers it with a 400)."""
+    for query in queries:
+        key = nul_parameter(query)
+        if key is not None:
+            raise NulInQuery(f"A NUL character in the query parameter {parameter_name_for_display(key)}.")
 
 
 def may_operate_deliveries(user):
@@ -54,14 +79,28 @@ class CheckedAdminMixin:
       user could run ``reasoning__regex=...`` (a full scan and a regular
       expression per row). Anything else raises ``DisallowedModelAdminLookup``,
       which Django answers with a 400.
+    - A NUL anywhere in the query (a filter, the search, an autocomplete term)
+      is a 400: PostgreSQL would refuse it with a DataError, a 500.
+    - Django's word search uses at most ``SEARCH_WORDS_MAX`` words, and says so.
     """
 
     def changelist_view(self, request, extra_context=None):
+        refuse_nul(request.GET, request.POST)
         if request.method == "POST":
             name = request.POST.get("action")
             if name and name not in self.get_actions(request):
                 raise PermissionDenied
         return super().changelist_view(request, extra_context=extra_context)
+
+    def get_search_results(self, request, queryset, search_term):
+        # Also the autocomplete view's way in: it searches with the related model's admin.
+        refuse_nul(request.GET)
+        words = list(smart_split(search_term))
+        if len(words) > SEARCH_WORDS_MAX:
+            messages.warning(request, f"Searched for the first {SEARCH_WORDS_MAX} words only: {len(words)} were given.",
+                             fail_silently=True)
+            search_term = " ".join(words[:SEARCH_WORDS_MAX])
+        return super().get_search_results(request, queryset, search_term)
 
     def lookup_allowed(self, lookup, value, request=None):
         return lookup in self.declared_lookups(request)

@@ -26,7 +26,9 @@ from django.http import HttpResponseBadRequest
 from django.urls import path
 from django.utils.html import format_html
 
-from signalhub.admin_mixins import CheckedAdminMixin, ReadOnlyAdminMixin, may_operate_deliveries, parameter_name_for_display
+from signalhub.admin_mixins import (
+    CheckedAdminMixin, ReadOnlyAdminMixin, may_operate_deliveries, nul_parameter, parameter_name_for_display, refuse_nul,
+)
 from signals.admin import export
 from signals.admin.filters import ActionFilter, AssetTypeFilter, ConfidenceBandFilter, CreatedFilter, OutcomeFilter
 from signals.admin.paging import BoundedCountPaginator
@@ -145,6 +147,7 @@ class SignalAdmin(CheckedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         symbol is filtered alone when it is the only match, which
         ``idx_symbol_created`` serves in list order.
         """
+        refuse_nul(request.GET)  # also reached from the autocomplete view
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -186,6 +189,10 @@ class SignalAdmin(CheckedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def export_view(self, request):
         if not self.has_export_permission(request):
             raise PermissionDenied
+        # As the list refuses it (a 400), never an export of the unfiltered ledger.
+        nul = nul_parameter(request.GET)
+        if nul is not None:
+            return _refusal(f"Cannot export: the value of {parameter_name_for_display(nul)} holds a NUL character.")
         allowed = self.declared_lookups(request)
         refused = sorted(key for key in request.GET if key not in NOT_FILTERS and key not in allowed)
         if refused:
