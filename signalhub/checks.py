@@ -2,8 +2,9 @@
 
 Ids: signalhub.E001 data directory, E002 archive location, E003 archive
 database missing, E004 archive is the main database, E005 django-q2 timeout
-not below its retry, E006 journal directory, W001 a SQLite database (or its
--wal/-shm) or the secret key file that other local users may read, W002
+not below its retry, E006 journal directory, W001 the data directory, a SQLite
+database (or its -wal/-shm) or the secret key file that other local users
+may read, W002
 query options of a SQLite URL that are ignored. Alpine's settings (URL well
 formed, key present when sync is on, lease against timeout) are the sync
 app's own checks, sync.E001/E002/W001/W002/I001 in sync/checks.py: one set of
@@ -79,12 +80,7 @@ def task_queue_checks(app_configs=None, **kwargs):
 
 
 def _private_paths():
-    """Return the local files that hold secrets or the ledger.
-
-    Files, not the data directory: a directory others may list shows them
-    names only, and development and CI data directories made by ``mkdir -p``
-    (0755) would warn on every run; what leaks is a readable file.
-    """
+    """Return the local files that hold secrets or the ledger (the data directory is checked on its own)."""
     paths = [Path(settings.DATA_DIR) / "secret_key"]
     for database in settings.DATABASES.values():
         if database.get("ENGINE") in SQLITE_ENGINES and not str(database.get("NAME", "")).startswith("file:"):
@@ -96,6 +92,14 @@ def _private_paths():
 @register(Tags.security, deploy=False)
 def private_file_checks(app_configs=None, **kwargs):
     messages = []
+    mode = too_open(settings.DATA_DIR)
+    if mode is not None:
+        # Made by something other than bootstrap (collectstatic, `mkdir -p`): others
+        # may list it, and read any file in it whose own mode is too open.
+        messages.append(Warning(
+            f"The data directory {settings.DATA_DIR} has mode {mode:04o}: other local users may list it and "
+            f"reach the databases, journals and credentials in it.",
+            hint=f"chmod 700 {settings.DATA_DIR} (manage.py bootstrap does it)", id="signalhub.W001"))
     for path in _private_paths():
         mode = too_open(path)
         if mode is not None:

@@ -3,14 +3,17 @@ import os
 import pytest
 from django.db import connection
 
+from signalhub.private_files import make_private_dir
 from tests.support import running_alpine_stub
 
 
 def pytest_sessionstart(session):
     from django.conf import settings
 
-    # WhiteNoise warns about a missing STATIC_ROOT each time the middleware loads.
-    settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+    # WhiteNoise warns about a missing STATIC_ROOT each time the middleware loads. The data
+    # directory is 0700, as bootstrap leaves it (signalhub.W001), even if `make`'s mkdir -p made it.
+    make_private_dir(settings.STATIC_ROOT)
+    os.chmod(settings.DATA_DIR, 0o700)
     # .ci/run sets this for its PostgreSQL run, so that a misconfigured run
     # fails instead of quietly testing SQLite twice.
     if os.environ.get("SIGNALHUB_REQUIRE_POSTGRES") == "1" and connection.vendor != "postgresql":

@@ -79,14 +79,17 @@ def test_debug_on_first_run_still_loads_demo_signals_once(tmp_path):
     assert Signal.objects.count() == 7
 
 
-def test_an_existing_data_directory_keeps_its_mode(tmp_path):
+def test_an_existing_data_directory_is_tightened_to_0700(tmp_path):
+    # collectstatic, or `mkdir -p`, may have made it first with the umask's mode.
     data_dir = tmp_path / "shared"
-    data_dir.mkdir(mode=0o750)
-    data_dir.chmod(0o750)
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
 
-    bootstrap(data_dir)
+    out = bootstrap(data_dir)
 
-    assert mode(data_dir) == 0o750
+    assert f"Data directory {data_dir}: mode 0755 tightened to 0700." in out.splitlines()
+    assert mode(data_dir) == 0o700
+    assert "tightened" not in bootstrap(data_dir)
     assert mode(data_dir / "admin_credentials") == 0o600
 
 

@@ -6,6 +6,7 @@ permissions are set again on every run.
 
 import os
 import secrets
+import stat
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -30,9 +31,11 @@ class Command(BaseCommand):
         parser.add_argument("--demo-days", type=int, default=60)
 
     def handle(self, *args, demo, demo_count, demo_days, **options):
+        # Databases, journals and the admin's credentials live here: the owner's alone.
         if not settings.DATA_DIR.exists():
-            # Databases, journals and the admin's credentials live here: the owner's alone.
             settings.DATA_DIR.mkdir(mode=0o700, parents=True)
+        else:
+            self._tighten_data_dir()
         call_command("migrate", interactive=False, verbosity=0)
         # The archive holds the same ledger tables (see signalhub.routers).
         call_command("migrate", database="archive", interactive=False, verbosity=0)
@@ -42,6 +45,16 @@ class Command(BaseCommand):
         self._roles()
         self._admin_login()
         self._demo_signals(demo, demo_count, demo_days)
+
+    def _tighten_data_dir(self):
+        # Something else may have made it first (collectstatic, `mkdir -p`), with
+        # the umask's 0755. Another user's directory is left to its owner.
+        path = settings.DATA_DIR
+        info = path.stat()
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077 and info.st_uid == os.getuid():
+            path.chmod(0o700)
+            self.stdout.write(f"Data directory {path}: mode {mode:04o} tightened to 0700.")
 
     def _roles(self):
         created = roles.ensure_roles()
