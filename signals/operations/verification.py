@@ -20,6 +20,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from signalhub.schedules import all_specs, import_func
+from signalhub.secrets import mask_text
 from signals.ledger.fields import HASH_FIELDS
 from signals.models import Signal
 from signals.operations.monitoring import count_signals, missing_indexes
@@ -54,7 +55,7 @@ def check_database(using):
         executor = MigrationExecutor(connection)
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except Exception as exc:
-        return Check(name, FAIL, f"cannot read the {label} database ({connection.vendor}): {exc}")
+        return Check(name, FAIL, f"cannot read the {label} database ({connection.vendor}): {mask_text(exc)}")
     if plan:
         pending = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in plan[:5])
         command = "manage.py migrate" + ("" if using == "default" else f" --database {using}")
@@ -85,7 +86,7 @@ def check_cluster(now):
     try:
         stats = Stat.get_all()
     except Exception as exc:
-        return Check(name, FAIL, f"cannot read the cluster status from the broker: {exc}")
+        return Check(name, FAIL, f"cannot read the cluster status from the broker: {mask_text(exc)}")
     running = [s for s in stats if s.status in (Conf.IDLE, Conf.WORKING, Conf.STARTING)
                and now - s.timestamp < CLUSTER_STALE_AFTER]
     if running:
