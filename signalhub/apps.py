@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
@@ -15,7 +17,7 @@ class SignalHubConfig(AppConfig):
     verbose_name = "SignalHub"
 
     def ready(self):
-        from signalhub import checks  # noqa: F401  (registers the system checks)
+        import_module("signalhub.checks")  # registers the system checks
         from signalhub import forking
 
         # django-q2 forks its workers; each must open its own database connections.

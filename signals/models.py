@@ -6,6 +6,7 @@ written. Only the lifecycle moves, through ``record_execution``, ``close`` and
 """
 
 from datetime import timedelta
+from importlib import import_module
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,7 +15,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from signals.ledger import hashing
-from signals.ledger import lookups  # noqa: F401  (registers the lookups the constraints use)
 from signals.ledger import fields
 from signals.ledger.fields import (
     ACTIONS,
@@ -27,7 +27,11 @@ from signals.ledger.fields import (
     SYMBOL_CHARS,
     TEXT_DEFAULTS,
 )
+
 from signals.ledger.lifecycle import close_outcome
+
+# The check constraints below use lookups registered by this module.
+import_module("signals.ledger.lookups")
 
 # The bounds live in the field catalogue; callers import these from here too.
 METADATA_MAX_BYTES, METADATA_MAX_DEPTH = fields.METADATA_MAX_BYTES, fields.METADATA_MAX_DEPTH
