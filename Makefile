@@ -18,7 +18,7 @@ venv: $(VENV)/.installed
 # A development secret key, kept in the data directory (never committed).
 secret-key: $(SIGNALHUB_DATA_DIR)/secret_key
 $(SIGNALHUB_DATA_DIR)/secret_key:
-	mkdir -p $(SIGNALHUB_DATA_DIR)
+	mkdir -p -m 700 $(SIGNALHUB_DATA_DIR)
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 
 # Web server and django-q2 cluster in the foreground; Ctrl-C stops both.

@@ -4,7 +4,9 @@ The SQLite files hold sessions and password hashes, the secret key signs
 sessions: another local user must not read them. Modes are set when a file
 or directory is created; an existing one that is too open is reported by the
 system check signalhub.W001, not changed behind the operator's back (it may
-have been opened to a backup group on purpose).
+have been opened to a backup group on purpose). The one exception is
+`bootstrap`, a first-run step the operator asks for, which tightens the data
+directory it owns to 0700 and says so.
 """
 
 import os
