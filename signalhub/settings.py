@@ -263,10 +263,10 @@ SIGNALHUB_JOURNAL_SEGMENT_SECONDS = env_float("SIGNALHUB_JOURNAL_SEGMENT_SECONDS
 # A write is due when this many signals are pending, or the oldest is this old.
 SIGNALHUB_BATCH_SIZE = env_int("SIGNALHUB_BATCH_SIZE", 50, minimum=1)
 SIGNALHUB_BATCH_TIMEOUT = env_float("SIGNALHUB_BATCH_TIMEOUT", 5.0, minimum=0)
-# Under load one transaction takes up to this many signals, so the writer keeps up.
-# Each batch costs the flusher a few waits for the interpreter lock; 20,000 was
-# measured 7-12% faster end to end on SQLite than 5,000 (same on PostgreSQL),
-# and holds SQLite's write lock about 1.5 s, well inside the busy timeout.
+# Under load one transaction takes up to this many signals, so the writer keeps up:
+# each batch costs the flusher a few waits for the interpreter lock, and a large
+# one must still hold SQLite's write lock well inside the busy timeout
+# (docs/benchmarks.md has the figures behind the default).
 SIGNALHUB_BATCH_MAX = env_int("SIGNALHUB_BATCH_MAX", 20_000, minimum=1)
 # On PostgreSQL a backlog of several segments is written by this many
 # connections at once, one segment each (SQLite: always one).

@@ -33,8 +33,8 @@ FLOAT_EXACT_LIMIT = float(1 << 53)
 def unstorable(text: str) -> bool:
     """Return True if ``text`` holds a NUL or a lone surrogate."""
     # All in C, on log_signal's hot path: isascii() reads a flag of the string,
-    # and a strict UTF-8 encode finds a lone surrogate several times faster
-    # than a regular expression searching for one.
+    # and a strict UTF-8 encode finds a lone surrogate without a Python-level
+    # search (docs/benchmarks.md).
     if "\x00" in text:
         return True
     if text.isascii():
