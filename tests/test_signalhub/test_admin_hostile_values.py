@@ -9,16 +9,10 @@ of exporting the whole ledger.
 """
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.contrib.messages import get_messages
 
-from signalhub import roles
 from signalhub.admin_mixins import SEARCH_WORDS_MAX
-from signals.models import QuarantinedRecord, SignalConflict
-from sync.models import Destination
-from sync.outbox import enqueue_deliveries
 from tests.factories import make_signal
-from tests.support import store_signals, utc
 
 pytestmark = pytest.mark.django_db(databases=["default", "archive"])
 
@@ -36,35 +30,6 @@ LISTS = {
 WORD_SEARCHES = ["/admin/signals/archivedsignal/", "/admin/signals/signalconflict/",
                  "/admin/signals/quarantinedrecord/", "/admin/sync/delivery/"]
 AUTOCOMPLETE = "/admin/autocomplete/"
-
-
-@pytest.fixture
-def viewer(client):
-    roles.ensure_roles()
-    user = User.objects.create_user("viewer", password="not-used", is_staff=True)
-    user.groups.add(Group.objects.get(name=roles.VIEWERS))
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def operator(client):
-    roles.ensure_roles()
-    user = User.objects.create_user("operator", password="not-used", is_staff=True)
-    user.groups.add(Group.objects.get(name=roles.OPERATORS))
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def rows():
-    signal = make_signal(symbol="MSFT", reasoning="Momentum with volume")
-    enqueue_deliveries([signal.signal_id])
-    Destination.objects.alpine()
-    store_signals(1, created_at=utc(2024, 1, 1), using="archive", symbol="ARCH")
-    SignalConflict.objects.create(signal_id="SIG-1", stored={}, incoming={}, incoming_digest="d" * 64, source="seg@0")
-    QuarantinedRecord.objects.create(reason="checksum mismatch", raw="garbage", source="seg@10", fingerprint="f" * 64)
-    return signal
 
 
 @pytest.mark.parametrize("url, parameter", [(url, parameter) for url, parameters in LISTS.items()

@@ -5,14 +5,10 @@ page and a 500 would be its server error page.
 """
 
 import pytest
-from django.contrib.auth.models import Group, User
 
-from signalhub import roles
-from signals.models import QuarantinedRecord, SignalConflict
-from sync.models import Delivery, Destination
+from sync.models import Delivery
 from sync.outbox import enqueue_deliveries
 from tests.factories import make_signal
-from tests.support import store_signals, utc
 
 pytestmark = pytest.mark.django_db(databases=["default", "archive"])
 
@@ -47,35 +43,6 @@ BAD_VALUES = [
     ("/admin/sync/delivery/", {"age": "forever"}),
     ("/admin/sync/delivery/", {"p": "-1"}),
 ]
-
-
-@pytest.fixture
-def viewer(client):
-    roles.ensure_roles()
-    user = User.objects.create_user("viewer", password="not-used", is_staff=True)
-    user.groups.add(Group.objects.get(name=roles.VIEWERS))
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def operator(client):
-    roles.ensure_roles()
-    user = User.objects.create_user("operator", password="not-used", is_staff=True)
-    user.groups.add(Group.objects.get(name=roles.OPERATORS))
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def rows():
-    signal = make_signal(symbol="MSFT", reasoning="Momentum with volume")
-    enqueue_deliveries([signal.signal_id])
-    Destination.objects.alpine()
-    store_signals(1, created_at=utc(2024, 1, 1), using="archive", symbol="ARCH")
-    SignalConflict.objects.create(signal_id="SIG-1", stored={}, incoming={}, incoming_digest="d" * 64, source="seg@0")
-    QuarantinedRecord.objects.create(reason="checksum mismatch", raw="garbage", source="seg@10", fingerprint="f" * 64)
-    return signal
 
 
 @pytest.mark.parametrize("url,lookup", [(url, lookup) for url, lookups in DISALLOWED.items() for lookup in lookups])

@@ -4,7 +4,7 @@ import time_machine
 from django.contrib.auth.models import Permission, User
 
 import signals.writepath.ingest
-from tests.support import admin_desk
+from tests.support import ADMIN_NOW, admin_desk
 from tests.test_signals.monitor_support import NOW
 
 
@@ -50,3 +50,10 @@ def staff_client(client):
 def desk():
     """The Signal admin's small ledger: one signal per interesting case, keyed by name."""
     return admin_desk()
+
+
+@pytest.fixture
+def admin_clock():
+    """The clock standing at ADMIN_NOW, when the admin's small ledger was made."""
+    with time_machine.travel(ADMIN_NOW, tick=False):
+        yield

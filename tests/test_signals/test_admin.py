@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -13,16 +12,10 @@ from tests.factories import signal_data
 from tests.support import ADMIN_NOW as NOW
 from tests.support import admin_signal as _signal
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("admin_clock")]
 
 LIST_URL = "/admin/signals/signal/"
 EXPORT_URL = "/admin/signals/signal/export/"
-
-
-@pytest.fixture(autouse=True)
-def _frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 def _listed(response):

@@ -4,24 +4,16 @@ import csv
 import io
 
 import pytest
-import time_machine
 from django.contrib.auth.models import User
 from django.http import StreamingHttpResponse
 
 from signals.admin import export
-from tests.support import ADMIN_NOW as NOW
 from tests.support import admin_signal as _signal
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("admin_clock")]
 
 LIST_URL = "/admin/signals/signal/"
 EXPORT_URL = "/admin/signals/signal/export/"
-
-
-@pytest.fixture(autouse=True)
-def _frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 # CSV export -------------------------------------------------------------------------------
