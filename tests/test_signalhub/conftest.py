@@ -11,22 +11,22 @@ from tests.factories import make_signal
 from tests.support import store_signals, utc
 
 
-@pytest.fixture
-def viewer(client):
+def _staff_in(client, username, group):
     roles.ensure_roles()
-    user = User.objects.create_user("viewer", password="not-used", is_staff=True)
-    user.groups.add(Group.objects.get(name=roles.VIEWERS))
+    user = User.objects.create_user(username, password="not-used", is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def viewer(client):
+    return _staff_in(client, "viewer", roles.VIEWERS)
 
 
 @pytest.fixture
 def operator(client):
-    roles.ensure_roles()
-    user = User.objects.create_user("operator", password="not-used", is_staff=True)
-    user.groups.add(Group.objects.get(name=roles.OPERATORS))
-    client.force_login(user)
-    return client
+    return _staff_in(client, "operator", roles.OPERATORS)
 
 
 @pytest.fixture
