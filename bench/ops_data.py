@@ -75,7 +75,7 @@ COLUMNS = ("id, signal_id, symbol, action, entry_price, target_price, stop_price
 def build_ledger(directory, total, *, end=None):
     """Create ``directory`` with migrated main and archive databases and ``total`` signals; return the main path."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # a data directory, private as SignalHub makes them
     manage(directory, "migrate", "-v0")
     manage(directory, "migrate", "--database", "archive", "-v0")
     main = directory / "signalhub.sqlite3"
